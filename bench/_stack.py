@@ -1,0 +1,35 @@
+"""Start the local stack for a benchmark (the same processes `shopstream up` runs)."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+from shopstream.entrypoints.services import ALL_SERVICES
+from shopstream.supervisor import Supervisor, service_env, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "data" / "online-retail.csv.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_stack(data_dir: Path, quiet: bool = True):
+    ports = {"SHOPSTREAM_INGEST_PORT": free_port(), "SHOPSTREAM_INVOICE_PORT": free_port(),
+             "SHOPSTREAM_ANALYTICS_PORT": free_port()}
+    env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), **{k: str(v) for k, v in ports.items()}})
+    supervisor = Supervisor(ALL_SERVICES, env, lambda *a: None if quiet else print(*a))
+    supervisor.start()
+    urls = {"ingest": f"http://127.0.0.1:{ports['SHOPSTREAM_INGEST_PORT']}",
+            "invoice": f"http://127.0.0.1:{ports['SHOPSTREAM_INVOICE_PORT']}"}
+    try:
+        wait_healthy(list(urls.values()))
+        yield urls, env, supervisor
+    finally:
+        supervisor.stop()

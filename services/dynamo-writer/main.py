@@ -1,0 +1,10 @@
+"""dynamo-writer: a thin entrypoint; the service itself lives in the shopstream package.
+
+Run it alone with `python services/dynamo-writer/main.py` or `shopstream service dynamo-writer`;
+`shopstream up` runs it beside the others. Settings come from SHOPSTREAM_* variables.
+"""
+
+from shopstream.entrypoints.services import run_service
+
+if __name__ == "__main__":
+    run_service("dynamo-writer")

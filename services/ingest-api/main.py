@@ -1,0 +1,10 @@
+"""ingest-api: a thin entrypoint; the service itself lives in the shopstream package.
+
+Run it alone with `python services/ingest-api/main.py` or `shopstream service ingest-api`;
+`shopstream up` runs it beside the others. Settings come from SHOPSTREAM_* variables.
+"""
+
+from shopstream.entrypoints.services import run_service
+
+if __name__ == "__main__":
+    run_service("ingest-api")

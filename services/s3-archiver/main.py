@@ -1,0 +1,10 @@
+"""s3-archiver: a thin entrypoint; the service itself lives in the shopstream package.
+
+Run it alone with `python services/s3-archiver/main.py` or `shopstream service s3-archiver`;
+`shopstream up` runs it beside the others. Settings come from SHOPSTREAM_* variables.
+"""
+
+from shopstream.entrypoints.services import run_service
+
+if __name__ == "__main__":
+    run_service("s3-archiver")

@@ -1,0 +1,3 @@
+from shopstream.cli.app import main
+
+main()

@@ -1,0 +1,164 @@
+"""The local stream: a durable append-only log in one SQLite file (WAL mode).
+
+- `records`: one row per (request, partition) group of events, the way Kinesis
+  aggregation packs many user records into one (an Arrow IPC stream of
+  EVENT_SCHEMA); `seq` orders all records.
+- `ledger`: every accepted event id and its money, written in the same transaction
+  as the records. It makes appends idempotent (an event id already accepted is not
+  appended again) and gives `verify` the accepted totals.
+- `checkpoints`: one per consumer group, the last `seq` whose batch its sink committed.
+
+Several processes may append and read at once; a commit survives SIGKILL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from shopstream.adapters.local.sqlite import connect, transaction
+from shopstream.domain.columnar import EventTable, events_to_table, from_ipc, line_totals_milli, to_ipc
+from shopstream.domain.events import group_by_partition
+from shopstream.domain.line import Event, Totals
+from shopstream.ports import AppendResult, Batch, GroupStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY,
+    partition INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    appended_at REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    event_id TEXT PRIMARY KEY,
+    amount_milli INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    grp TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+class LocalLog:
+    def __init__(self, path: Path, partitions: int = 8, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.partitions = partitions
+        self.synchronous = synchronous
+        self._conn = connect(path, synchronous)
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        if not events:
+            return AppendResult(0)
+        ids = [e.event_id for e in events]
+        now = time.time()
+        with self._lock, transaction(self._conn, immediate=True) as conn:
+            known = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT l.event_id FROM json_each(?) j JOIN ledger l ON l.event_id = j.value",
+                    (orjson.dumps(ids),),
+                )
+            }
+            fresh: list[Event] = []
+            seen: set[str] = set(known)
+            for event in events:
+                if event.event_id not in seen:
+                    seen.add(event.event_id)
+                    fresh.append(event)
+            conn.executemany(
+                "INSERT INTO ledger (event_id, amount_milli) VALUES (?, ?)",
+                [(e.event_id, e.line.line_total_milli) for e in fresh],
+            )
+            conn.executemany(
+                "INSERT INTO records (partition, count, appended_at, payload) VALUES (?, ?, ?, ?)",
+                [
+                    (partition, len(group), now, to_ipc(events_to_table(group)))
+                    for partition, group in sorted(group_by_partition(fresh, self.partitions).items())
+                ],
+            )
+        return AppendResult(len(fresh), known)
+
+    def record_accepted(self, table: EventTable) -> int:
+        totals = line_totals_milli(table).to_pylist()
+        with self._lock, transaction(self._conn, immediate=True) as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO ledger (event_id, amount_milli) VALUES (?, ?)",
+                zip(table["event_id"].to_pylist(), totals),
+            )
+            return conn.total_changes - before
+
+    def reader(self, group: str) -> LocalLogReader:
+        return LocalLogReader(self.path, group, self.synchronous)
+
+    def accepted(self) -> Totals:
+        lines, amount = self._conn.execute(
+            "SELECT count(*), coalesce(sum(amount_milli), 0) FROM ledger"
+        ).fetchone()
+        return Totals(lines, amount)
+
+    def status(self, groups: Sequence[str]) -> list[GroupStatus]:
+        out = []
+        for group in groups:
+            row = self._conn.execute("SELECT seq FROM checkpoints WHERE grp = ?", (group,)).fetchone()
+            seq = row[0] if row else 0
+            (lag,) = self._conn.execute(
+                "SELECT coalesce(sum(count), 0) FROM records WHERE seq > ?", (seq,)
+            ).fetchone()
+            out.append(GroupStatus(group, str(seq), lag))
+        return out
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class LocalLogReader:
+    """Reads the whole log in `seq` order for one consumer group."""
+
+    def __init__(self, path: Path, group: str, synchronous: str) -> None:
+        self.group = group
+        self._conn = connect(path, synchronous)
+        self._conn.executescript(SCHEMA)
+        row = self._conn.execute("SELECT seq FROM checkpoints WHERE grp = ?", (group,)).fetchone()
+        self._checkpoint = row[0] if row else 0
+
+    def read(self, max_events: int) -> Batch | None:
+        payloads: list[bytes] = []
+        first = last = None
+        total = 0
+        # A short read transaction: the WAL can be checkpointed between reads.
+        rows = self._conn.execute(
+            "SELECT seq, count, payload FROM records WHERE seq > ? ORDER BY seq LIMIT 1000",
+            (self._checkpoint,),
+        ).fetchall()
+        for seq, count, payload in rows:
+            if payloads and total + count > max_events:
+                break
+            first = seq if first is None else first
+            last = seq
+            total += count
+            payloads.append(payload)
+        if not payloads:
+            return None
+        return Batch(batch_id=f"{first:012d}", table=from_ipc(payloads), position=last)
+
+    def commit(self, batch: Batch) -> None:
+        self._conn.execute(
+            "INSERT INTO checkpoints (grp, seq, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (grp) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at "
+            "WHERE excluded.seq > checkpoints.seq",
+            (self.group, batch.position, time.time()),
+        )
+        self._checkpoint = max(self._checkpoint, batch.position)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,356 @@
+"""The `shopstream` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shopstream.config import Settings
+
+app = typer.Typer(
+    name="shopstream",
+    help="shopstream: every transaction line in the raw lake, the operational store and the warehouse, exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", envvar="SHOPSTREAM_DATA_DIR", help="where the local profile keeps its data"),
+]
+
+
+def _settings(data_dir: Path | None = None, **overrides) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+# -- services ------------------------------------------------------------------------
+
+
+@app.command()
+def service(
+    name: Annotated[str, typer.Argument(help="ingest-api, invoice-api, s3-archiver, dynamo-writer or warehouse-loader")],
+    host: Annotated[Optional[str], typer.Option(help="listen address (HTTP services)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="listen port (HTTP services)")] = None,
+) -> None:
+    """Run one service in the foreground (what each container runs)."""
+    from shopstream.entrypoints.services import run_service
+
+    run_service(name, host, port)
+
+
+@app.command()
+def init(data_dir: DataDir = None) -> None:
+    """Create whatever is missing: the stream, the lake, the store, the warehouse. Idempotent."""
+    from shopstream.bootstrap import Container
+
+    settings = _settings(data_dir)
+    container = Container(settings)
+    for port in ("stream", "dead_letters", "lake", "store", "warehouse"):
+        getattr(container, port)
+    container.close()
+    console.print(f"[green]ready[/]: {settings.data_dir.resolve()}")
+
+
+def _start_services(settings: Settings, restart: bool = True):
+    from shopstream.entrypoints.services import ALL_SERVICES
+    from shopstream.supervisor import Supervisor, service_env, wait_healthy
+
+    init(settings.data_dir)
+    env = service_env(
+        {
+            "SHOPSTREAM_DATA_DIR": str(settings.data_dir.resolve()),
+            "SHOPSTREAM_HOST": settings.host,
+            "SHOPSTREAM_INGEST_PORT": str(settings.ingest_port),
+            "SHOPSTREAM_INVOICE_PORT": str(settings.invoice_port),
+            "SHOPSTREAM_ANALYTICS_PORT": str(settings.analytics_port),
+        }
+    )
+    width = max(len(s) for s in ALL_SERVICES)
+
+    def emit(name: str, color: str, line: str) -> None:
+        console.print(f"[{color}]{name:<{width}}[/] | {escape(line)}", soft_wrap=True)
+
+    supervisor = Supervisor(ALL_SERVICES, env, emit, restart=restart)
+    supervisor.start()
+    urls = _urls(settings)
+    try:
+        wait_healthy([urls["ingest API"], urls["invoice API"]])
+    except TimeoutError as error:
+        supervisor.stop()
+        raise _fail(str(error)) from None
+    return supervisor, urls
+
+
+def _urls(settings: Settings) -> dict[str, str]:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return {
+        "ingest API": f"http://{host}:{settings.ingest_port}",
+        "invoice API": f"http://{host}:{settings.invoice_port}",
+    }
+
+
+def _print_urls(urls: dict[str, str]) -> None:
+    console.print("[bold green]shopstream is up[/]")
+    for label, line in (
+        ("ingest API", f"POST {urls['ingest API']}/transactions   docs: {urls['ingest API']}/docs"),
+        ("invoice API", f"GET {urls['invoice API']}/invoices/536365   docs: {urls['invoice API']}/docs"),
+        ("customers", f"GET {urls['invoice API']}/customers/17850/invoices"),
+    ):
+        console.print(f"  {label:<12} {line}", soft_wrap=True)
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+Port = Annotated[Optional[int], typer.Option(help="port (default from settings)")]
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    host: Annotated[Optional[str], typer.Option(help="listen address for the APIs")] = None,
+    ingest_port: Port = None,
+    invoice_port: Port = None,
+    analytics_port: Port = None,
+) -> None:
+    """Run every service on this machine (local profile) until Ctrl-C."""
+    settings = _settings(data_dir, host=host, ingest_port=ingest_port, invoice_port=invoice_port,
+                         analytics_port=analytics_port)
+    supervisor, urls = _start_services(settings)
+    _print_urls(urls)
+    console.print("Press Ctrl-C to stop.")
+    _wait_for_interrupt()
+    console.print("stopping: services finish their work in hand...")
+    codes = supervisor.stop()
+    console.print(f"stopped ({', '.join(f'{k}={v}' for k, v in codes.items())})")
+
+
+# -- data ----------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    rows: Annotated[int, typer.Option(min=1, help="number of lines")] = 100_000,
+    seed: Annotated[int, typer.Option(help="same seed, same file")] = 42,
+    out: Annotated[Path, typer.Option(help="output CSV (.gz to compress)")] = Path("generated.csv.gz"),
+) -> None:
+    """Write synthetic transactions with the reference data's columns and quirks."""
+    from shopstream.generate import write_csv
+
+    started = time.perf_counter()
+    count = write_csv(out, rows, seed)
+    console.print(f"wrote {count:,} lines to {out} in {time.perf_counter() - started:.1f}s")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _count_rows(path: Path) -> int | None:
+    from shopstream.files import open_binary
+
+    if path.stat().st_size > 2_000_000_000:
+        return None  # not worth a second pass; the bar just counts
+    with open_binary(path) as f:
+        return max(0, sum(1 for _ in f) - 1)
+
+
+def _send(path: Path, url: str, batch_size: int, concurrency: int, api_key: str | None):
+    from shopstream.client import SendError, send_file
+    from shopstream.files import CsvFormatError
+
+    if not path.exists():
+        raise _fail(f"no such file: {path}")
+    total = _count_rows(path)
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task(f"sending {path.name}", total=total, rate="")
+
+        def advance(n: int) -> None:
+            done = progress.tasks[0].completed + n
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, advance=n, rate=f"{rate:,.0f} lines/s")
+
+        try:
+            summary = send_file(path, url, batch_size, concurrency, api_key, on_progress=advance)
+        except (SendError, CsvFormatError) as error:
+            raise _fail(str(error)) from None
+    console.print(
+        f"sent {summary.lines:,} lines in {summary.seconds:.1f}s ({summary.lines_per_second:,.0f} lines/s): "
+        f"[green]{summary.accepted:,} accepted[/], {summary.duplicates:,} already there, "
+        f"[{'red' if summary.rejected else 'green'}]{summary.rejected:,} rejected[/]"
+        + (f", {summary.retries} retries" if summary.retries else "")
+    )
+    for rejection in summary.rejections[:5]:
+        reasons = "; ".join(f"{e['field']}: {e['reason']}" for e in rejection["errors"])
+        console.print(f"  rejected {rejection['event_id']}: {escape(reasons)}")
+    return summary
+
+
+@app.command()
+def send(
+    file: Annotated[Path, typer.Argument(help="CSV or CSV.gz (reference or Kaggle format)")],
+    url: Annotated[str, typer.Option(envvar="SHOPSTREAM_INGEST_URL", help="ingest API")] = "http://127.0.0.1:8000",
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="lines per request")] = 5000,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="requests in flight")] = 4,
+    api_key: Annotated[Optional[str], typer.Option(envvar="SHOPSTREAM_API_KEY", help="API key")] = None,
+) -> None:
+    """Stream a transaction file to the ingest API (sending it twice stores it once)."""
+    _send(file, url, batch_size, concurrency, api_key)
+
+
+# -- checks --------------------------------------------------------------------------
+
+
+def _money(totals) -> str:
+    return f"{totals.amount:,.3f}"
+
+
+def _report_table(report) -> Table:
+    table = Table(title="shopstream verify")
+    table.add_column("")
+    table.add_column("lines", justify="right")
+    table.add_column("money", justify="right")
+    table.add_column("", justify="left")
+    table.add_row("accepted", f"{report.accepted.lines:,}", _money(report.accepted), "")
+    for label, totals in report.sinks.items():
+        good = totals == report.accepted
+        table.add_row(label, f"{totals.lines:,}", _money(totals), "[green]✓[/]" if good else "[red]✗ differs[/]")
+    table.add_row("dead letters", f"{report.dead_letters:,}", "", "")
+    return table
+
+
+@app.command()
+def verify(
+    data_dir: DataDir = None,
+    wait: Annotated[float, typer.Option(help="seconds to wait for consumers to catch up")] = 60.0,
+) -> None:
+    """Check that every sink holds exactly the accepted lines and money; exit 1 if not."""
+    from shopstream.bootstrap import Container
+    from shopstream.verify import verify as run_verify
+
+    container = Container(_settings(data_dir))
+    try:
+        with console.status("verifying...") as status:
+            report = run_verify(container, wait, on_wait=lambda m: status.update(m))
+    finally:
+        container.close()
+    console.print(_report_table(report))
+    if report.lag:
+        behind = ", ".join(f"{g.group} {g.lag:,}" for g in report.groups if g.lag)
+        console.print(f"[yellow]consumers are {report.lag:,} events behind ({behind}): are the services running?[/]")
+    if not report.ok:
+        raise _fail("sinks differ from the accepted lines")
+    console.print("[bold green]all sinks match the accepted lines[/]")
+
+
+@app.command()
+def status(data_dir: DataDir = None) -> None:
+    """Consumer checkpoints and lag, and what each sink holds."""
+    from shopstream.bootstrap import Container
+    from shopstream.verify import measure
+
+    container = Container(_settings(data_dir))
+    try:
+        report = measure(container)
+    finally:
+        container.close()
+    groups = Table(title="consumer groups")
+    groups.add_column("group")
+    groups.add_column("checkpoint", justify="right")
+    groups.add_column("lag (events)", justify="right")
+    for g in report.groups:
+        groups.add_row(g.group, g.checkpoint, f"{g.lag:,}")
+    console.print(groups)
+    console.print(_report_table(report))
+
+
+# -- demo ----------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    rows: Annotated[int, typer.Option(min=1, help="generated lines to stream in")] = 50_000,
+    file: Annotated[Optional[Path], typer.Option(help="send this file instead of generated data")] = None,
+    then_exit: Annotated[bool, typer.Option("--then-exit", help="stop after the data is verified")] = False,
+) -> None:
+    """Start everything, stream demo data in, verify, and print the URLs."""
+    from shopstream.bootstrap import Container
+    from shopstream.generate import write_csv
+    from shopstream.verify import verify as run_verify
+
+    settings = _settings(data_dir)
+    supervisor, urls = _start_services(settings)
+    code = 0
+    try:
+        _print_urls(urls)
+        if file is None:
+            file = Path(tempfile.gettempdir()) / f"shopstream-demo-{rows}.csv.gz"
+            if not file.exists():
+                console.print(f"generating {rows:,} demo lines...")
+                write_csv(file, rows)
+        _send(file, urls["ingest API"], 5000, 4, None)
+        container = Container(settings)
+        try:
+            report = run_verify(container, 120)
+        finally:
+            container.close()
+        console.print(_report_table(report))
+        code = 0 if report.ok else 1
+        _print_urls(urls)
+        if not then_exit:
+            console.print("Press Ctrl-C to stop.")
+            _wait_for_interrupt()
+    except typer.Exit as exit_:
+        code = exit_.exit_code
+    finally:
+        console.print("stopping...")
+        supervisor.stop()
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""`shopstream send`: stream a transaction file to the ingest API in batches.
+
+Every row carries an event id derived from the file's content hash and its row
+number, so sending a file twice (or resuming after a failure) stores it once.
+Requests are retried with exponential backoff on 429, 5xx and connection errors.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from shopstream.domain.events import file_event_id
+from shopstream.files import content_hash, read_csv_rows
+from shopstream.iterutil import batched
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class SendError(RuntimeError):
+    pass
+
+
+@dataclass
+class SendSummary:
+    lines: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    rejections: list[dict] = field(default_factory=list)  # the first few, for the user
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.lines / self.seconds if self.seconds else 0.0
+
+
+def file_lines(path: Path) -> Iterator[dict]:
+    """The file's rows as JSON objects, each with its derived event_id."""
+    digest = content_hash(path)
+    for row_number, row in enumerate(read_csv_rows(path), start=1):
+        row["event_id"] = file_event_id(digest, row_number)
+        yield row
+
+
+class Sender:
+    def __init__(self, url: str, api_key: str | None = None, max_attempts: int = 8, timeout: float = 60.0):
+        headers = {"Content-Type": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.endpoint = url.rstrip("/") + "/transactions"
+        self.client = httpx.Client(headers=headers, timeout=timeout)
+        self.max_attempts = max_attempts
+        self._lock = threading.Lock()
+
+    def post(self, lines: list[dict], summary: SendSummary) -> dict:
+        body = orjson.dumps(lines)
+        delay = 0.25
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self.client.post(self.endpoint, content=body)
+            except httpx.TransportError as error:
+                problem = f"{type(error).__name__}: {error}"
+            else:
+                if response.status_code in (202, 422):
+                    return response.json()
+                if response.status_code not in RETRY_STATUSES:
+                    raise SendError(f"{response.status_code} from {self.endpoint}: {response.text[:500]}")
+                problem = f"HTTP {response.status_code}"
+                retry_after = response.headers.get("retry-after", "")
+                if retry_after.isdigit():
+                    delay = max(delay, float(retry_after))
+            if attempt == self.max_attempts:
+                raise SendError(f"gave up after {attempt} attempts: {problem}")
+            with self._lock:
+                summary.retries += 1
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def send_file(
+    path: Path,
+    url: str,
+    batch_size: int = 5000,
+    concurrency: int = 4,
+    api_key: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> SendSummary:
+    summary = SendSummary()
+    sender = Sender(url, api_key)
+    started = time.perf_counter()
+
+    def account(result: dict, count: int) -> None:
+        summary.lines += count
+        summary.accepted += result["accepted"]
+        summary.duplicates += result["duplicates"]
+        summary.rejected += result["rejected"]
+        if len(summary.rejections) < 20:
+            summary.rejections.extend(result["rejections"][: 20 - len(summary.rejections)])
+        if on_progress:
+            on_progress(count)
+
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            pending: dict[Future, int] = {}
+            for batch in batched(file_lines(path), batch_size):
+                if len(pending) >= concurrency * 2:  # bounded memory, however big the file
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        account(future.result(), pending.pop(future))
+                pending[pool.submit(sender.post, batch, summary)] = len(batch)
+            for future in list(pending):
+                account(future.result(), pending.pop(future))
+    finally:
+        sender.close()
+    summary.seconds = time.perf_counter() - started
+    return summary

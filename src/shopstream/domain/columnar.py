@@ -1,0 +1,130 @@
+"""Events in columns: the form batches travel in between the stream and the sinks.
+
+An Arrow table per batch lets every sink work a column at a time (DuckDB reads it
+directly, Parquet writes it directly, SQLite gets its rows from whole columns) instead
+of one Python object per line; the bulk loader builds the same tables straight from
+files. `Event` objects remain the convenient form at the edges (parsing, tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shopstream.domain.line import Event, Totals, TransactionLine
+
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("received_at", pa.timestamp("us"), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("invoice_no", pa.string(), nullable=False),
+        pa.field("stock_code", pa.string(), nullable=False),
+        pa.field("description", pa.string()),
+        pa.field("quantity", pa.int64(), nullable=False),
+        pa.field("invoice_date", pa.timestamp("us"), nullable=False),
+        pa.field("unit_price_milli", pa.int64(), nullable=False),
+        pa.field("customer_id", pa.string()),
+        pa.field("country", pa.string(), nullable=False),
+        pa.field("raw", pa.string(), nullable=False),  # the line as received, JSON text
+    ]
+)
+EventTable = pa.Table
+
+
+def raw_text(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return orjson.dumps(raw).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits that the JSON parser kept
+        return repr(raw)
+
+
+def events_to_table(events: Sequence[Event]) -> EventTable:
+    lines = [e.line for e in events]
+    return pa.Table.from_arrays(
+        [
+            pa.array([e.event_id for e in events], pa.string()),
+            pa.array([e.received_at for e in events], pa.timestamp("us")),
+            pa.array([e.source for e in events], pa.string()),
+            pa.array([x.invoice_no for x in lines], pa.string()),
+            pa.array([x.stock_code for x in lines], pa.string()),
+            pa.array([x.description for x in lines], pa.string()),
+            pa.array([x.quantity for x in lines], pa.int64()),
+            pa.array([x.invoice_date for x in lines], pa.timestamp("us")),
+            pa.array([x.unit_price_milli for x in lines], pa.int64()),
+            pa.array([x.customer_id for x in lines], pa.string()),
+            pa.array([x.country for x in lines], pa.string()),
+            pa.array([raw_text(e.raw) for e in events], pa.string()),
+        ],
+        schema=EVENT_SCHEMA,
+    )
+
+
+def table_to_events(table: EventTable) -> list[Event]:
+    """Back to objects (tests, small batches); `raw` comes back as parsed JSON where it was JSON."""
+    out = []
+    for row in table.to_pylist():
+        try:
+            raw = orjson.loads(row["raw"])
+        except orjson.JSONDecodeError:
+            raw = row["raw"]
+        out.append(
+            Event(
+                row["event_id"],
+                row["received_at"],
+                row["source"],
+                TransactionLine(
+                    row["invoice_no"],
+                    row["stock_code"],
+                    row["description"],
+                    row["quantity"],
+                    row["invoice_date"],
+                    row["unit_price_milli"],
+                    row["customer_id"],
+                    row["country"],
+                ),
+                raw,
+            )
+        )
+    return out
+
+
+def timestamp_text(column: pa.ChunkedArray) -> list[str]:
+    """`2010-12-01 08:26:00` for each timestamp (Arrow's cast is ~8x faster than strftime)."""
+    return pc.utf8_slice_codeunits(column.cast(pa.string()), 0, 19).to_pylist()
+
+
+def line_totals_milli(table: pa.Table) -> pa.Array:
+    return pc.multiply_checked(table["quantity"], table["unit_price_milli"])
+
+
+def distinct_totals(table: pa.Table) -> Totals:
+    """Distinct event ids and the money of each, counted once."""
+    if table.num_rows == 0:
+        return Totals(0, 0)
+    slim = pa.table({"event_id": table["event_id"], "total": line_totals_milli(table)})
+    first = slim.group_by("event_id", use_threads=False).aggregate([("total", "first")])
+    return Totals(first.num_rows, pc.sum(first["total_first"]).as_py() or 0)
+
+
+def empty_table() -> EventTable:
+    return EVENT_SCHEMA.empty_table()
+
+
+def to_ipc(table: EventTable) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(payloads: Sequence[bytes]) -> EventTable:
+    if not payloads:
+        return empty_table()
+    return pa.concat_tables(pa.ipc.open_stream(p).read_all() for p in payloads)

@@ -1,0 +1,77 @@
+"""Operational store contract: the invoice API's access patterns, exact and idempotent."""
+
+from datetime import datetime
+
+import pytest
+
+from shopstream.domain.line import Totals
+from shopstream.ports import InvalidCursor
+from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, ROWS, make_table
+
+
+def test_lines_and_money(store):
+    assert store.write(make_table()) == FIXTURE_LINES
+    assert store.totals() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
+
+
+def test_writing_again_changes_nothing(store):
+    table = make_table()
+    store.write(table)
+    assert store.write(table) == 0
+    assert store.write(table.slice(1, 2)) == 0
+    assert store.totals() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
+    assert store.customer("17850").net_spend_milli == 15_300 + 20_340 + 11_100 + 1 - 27_500
+
+
+def test_invoice_with_its_lines(store):
+    store.write(make_table())
+    invoice = store.invoice("536366")
+    assert invoice.header.invoice_date == datetime(2010, 12, 1, 8, 28)  # min over its lines
+    assert invoice.header.line_count == 2 and invoice.header.total_milli == 11_101
+    assert invoice.header.customer_id == "17850" and not invoice.header.cancelled
+    assert [(x.stock_code, x.quantity, x.unit_price_milli) for x in invoice.lines] == [
+        ("22633", 6, 1850),
+        ("22632", 1, 1),
+    ]
+    assert invoice.as_dict()["total"] == "11.101"
+    assert store.invoice("C536379").header.cancelled
+    assert store.invoice("999999") is None
+
+
+def test_an_invoice_growing_across_batches(store):
+    store.write(make_table(ROWS[:1]))
+    store.write(make_table(ROWS[1:2], prefix="later"))
+    header = store.invoice("536365").header
+    assert (header.line_count, header.total_milli) == (2, 35_640)
+
+
+def test_customer_summary(store):
+    store.write(make_table())
+    summary = store.customer("17850")
+    assert summary.first_invoice_date == datetime(2010, 12, 1, 8, 26)
+    assert summary.last_invoice_date == datetime(2010, 12, 1, 9, 41)
+    assert summary.invoices == 2  # non-cancellation invoices
+    assert summary.net_spend_milli == 19_241  # every line, cancellation included
+    assert summary.returns_milli == -27_500
+    assert summary.gross_sales_milli == 46_741
+    assert summary.average_order_value_milli == 23_371  # 46.741 / 2, half up
+    assert store.customer("nobody") is None
+
+
+def test_customer_invoices_newest_first_in_pages(store):
+    store.write(make_table())
+    first = store.customer_invoices("17850", limit=2)
+    assert [h.invoice_no for h in first.invoices] == ["C536379", "536366"]
+    assert (first.total_invoices, first.net_spend_milli) == (3, 19_241)
+    second = store.customer_invoices("17850", limit=2, cursor=first.next_cursor)
+    assert [h.invoice_no for h in second.invoices] == ["536365"]
+    assert second.next_cursor is None
+    assert store.customer_invoices("nobody", limit=2) is None
+    with pytest.raises(InvalidCursor):
+        store.customer_invoices("17850", limit=2, cursor="not-a-cursor")
+
+
+def test_guests_have_no_customer_record(store):
+    store.write(make_table())
+    assert store.invoice("536367").header.customer_id is None
+    assert store.customer_invoices("None", limit=5) is None

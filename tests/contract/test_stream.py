@@ -1,0 +1,81 @@
+"""Stream contract: durable appends, one checkpoint per group, redelivery until commit."""
+
+from shopstream.domain.line import Totals
+from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_events
+
+
+def drain(reader, max_events=3):
+    batches = []
+    while (batch := reader.read(max_events)) is not None:
+        batches.append(batch)
+        reader.commit(batch)
+    return batches
+
+
+def test_appended_events_are_read_back_exactly(stream):
+    events = make_events()
+    assert stream.append(events).appended == FIXTURE_LINES
+    batches = drain(stream.reader("g"), max_events=100)
+    got = [e for b in batches for e in b.events]
+    assert sorted(e.event_id for e in got) == sorted(e.event_id for e in events)
+    assert {e.event_id: e for e in got} == {e.event_id: e for e in events}
+    assert stream.accepted() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
+
+
+def test_lines_of_one_invoice_keep_their_order(stream):
+    stream.append(make_events(prefix="a"))
+    stream.append(make_events(prefix="b"))
+    got = [e for b in drain(stream.reader("g")) for e in b.events]
+    for invoice in {e.line.invoice_no for e in got}:
+        ids = [e.event_id for e in got if e.line.invoice_no == invoice]
+        assert ids == sorted(ids, key=lambda i: (i[0], int(i.split("-")[1])))
+
+
+def test_an_event_id_is_accepted_once(stream):
+    events = make_events()
+    stream.append(events)
+    again = stream.append(events + make_events(prefix="new"))
+    assert again.appended == FIXTURE_LINES
+    assert again.duplicates == {e.event_id for e in events}
+    assert stream.accepted() == Totals(2 * FIXTURE_LINES, 2 * FIXTURE_MILLI)
+    assert sum(b.table.num_rows for b in drain(stream.reader("g"), 100)) == 2 * FIXTURE_LINES
+
+
+def test_uncommitted_batches_are_redelivered_with_the_same_id(stream):
+    stream.append(make_events())
+    reader = stream.reader("g")
+    first = reader.read(3)
+    reader.close()  # a crash before commit
+    reader = stream.reader("g")
+    again = reader.read(3)
+    assert again.batch_id == first.batch_id
+    assert again.table.equals(first.table)
+    reader.commit(again)
+    reader.close()
+    rest = drain(stream.reader("g"), 100)
+    assert sum(b.table.num_rows for b in rest) == FIXTURE_LINES - first.table.num_rows
+    assert first.batch_id not in {b.batch_id for b in rest}
+
+
+def test_groups_have_their_own_checkpoints_and_lag(stream):
+    stream.append(make_events())
+    drain(stream.reader("fast"), 100)
+    status = {s.group: s.lag for s in stream.status(["fast", "slow"])}
+    assert status == {"fast": 0, "slow": FIXTURE_LINES}
+    assert sum(b.table.num_rows for b in drain(stream.reader("slow"))) == FIXTURE_LINES
+
+
+def test_nothing_to_read_is_none(stream):
+    assert stream.reader("g").read(10) is None
+    assert stream.append([]).appended == 0
+
+
+def test_bulk_loads_record_what_they_accepted(stream):
+    from shopstream.domain.columnar import events_to_table
+
+    events = make_events()
+    stream.append(events[:3])
+    assert stream.record_accepted(events_to_table(events)) == FIXTURE_LINES - 3
+    assert stream.accepted() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
+    assert stream.append(events).appended == 0  # known now, whichever way it came
+    assert sum(b.table.num_rows for b in drain(stream.reader("g"), 100)) == 3

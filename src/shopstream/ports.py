@@ -57,8 +57,10 @@ class StreamReader(Protocol):
 
 
 class Stream(Protocol):
-    def append(self, events: Sequence[Event]) -> AppendResult:
-        """Durably append; returns only when every event is safe. Partition key: invoice_no."""
+    def append(self, table: EventTable) -> AppendResult:
+        """Durably append; returns only when every event is safe. Partition key: invoice_no.
+
+        An event id accepted before (by append or record_accepted) is not appended again."""
 
     def reader(self, group: str) -> StreamReader: ...
 

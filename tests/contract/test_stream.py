@@ -1,7 +1,8 @@
 """Stream contract: durable appends, one checkpoint per group, redelivery until commit."""
 
 from shopstream.domain.line import Totals
-from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_events
+from shopstream.domain.columnar import events_to_table
+from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_events, make_table
 
 
 def drain(reader, max_events=3):
@@ -14,7 +15,7 @@ def drain(reader, max_events=3):
 
 def test_appended_events_are_read_back_exactly(stream):
     events = make_events()
-    assert stream.append(events).appended == FIXTURE_LINES
+    assert stream.append(events_to_table(events)).appended == FIXTURE_LINES
     batches = drain(stream.reader("g"), max_events=100)
     got = [e for b in batches for e in b.events]
     assert sorted(e.event_id for e in got) == sorted(e.event_id for e in events)
@@ -23,8 +24,8 @@ def test_appended_events_are_read_back_exactly(stream):
 
 
 def test_lines_of_one_invoice_keep_their_order(stream):
-    stream.append(make_events(prefix="a"))
-    stream.append(make_events(prefix="b"))
+    stream.append(make_table(prefix="a"))
+    stream.append(make_table(prefix="b"))
     got = [e for b in drain(stream.reader("g")) for e in b.events]
     for invoice in {e.line.invoice_no for e in got}:
         ids = [e.event_id for e in got if e.line.invoice_no == invoice]
@@ -33,8 +34,8 @@ def test_lines_of_one_invoice_keep_their_order(stream):
 
 def test_an_event_id_is_accepted_once(stream):
     events = make_events()
-    stream.append(events)
-    again = stream.append(events + make_events(prefix="new"))
+    stream.append(events_to_table(events))
+    again = stream.append(events_to_table(events + make_events(prefix="new")))
     assert again.appended == FIXTURE_LINES
     assert again.duplicates == {e.event_id for e in events}
     assert stream.accepted() == Totals(2 * FIXTURE_LINES, 2 * FIXTURE_MILLI)
@@ -42,7 +43,7 @@ def test_an_event_id_is_accepted_once(stream):
 
 
 def test_uncommitted_batches_are_redelivered_with_the_same_id(stream):
-    stream.append(make_events())
+    stream.append(make_table())
     reader = stream.reader("g")
     first = reader.read(3)
     reader.close()  # a crash before commit
@@ -58,7 +59,7 @@ def test_uncommitted_batches_are_redelivered_with_the_same_id(stream):
 
 
 def test_groups_have_their_own_checkpoints_and_lag(stream):
-    stream.append(make_events())
+    stream.append(make_table())
     drain(stream.reader("fast"), 100)
     status = {s.group: s.lag for s in stream.status(["fast", "slow"])}
     assert status == {"fast": 0, "slow": FIXTURE_LINES}
@@ -67,15 +68,13 @@ def test_groups_have_their_own_checkpoints_and_lag(stream):
 
 def test_nothing_to_read_is_none(stream):
     assert stream.reader("g").read(10) is None
-    assert stream.append([]).appended == 0
+    assert stream.append(make_table([])).appended == 0
 
 
 def test_bulk_loads_record_what_they_accepted(stream):
-    from shopstream.domain.columnar import events_to_table
-
     events = make_events()
-    stream.append(events[:3])
+    stream.append(events_to_table(events[:3]))
     assert stream.record_accepted(events_to_table(events)) == FIXTURE_LINES - 3
     assert stream.accepted() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
-    assert stream.append(events).appended == 0  # known now, whichever way it came
+    assert stream.append(events_to_table(events)).appended == 0  # known now, whichever way it came
     assert sum(b.table.num_rows for b in drain(stream.reader("g"), 100)) == 3

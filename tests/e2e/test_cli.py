@@ -56,13 +56,13 @@ def test_verify_fails_loudly_when_a_sink_is_short(tmp_path):
     import os
 
     from shopstream.adapters.local.log import LocalLog
-    from tests.contract.conftest import make_events
+    from tests.contract.conftest import make_table
 
     data = tmp_path / "data"
     env = dict(os.environ, SHOPSTREAM_DATA_DIR=str(data), COLUMNS="200")
     assert run("init", env=env).returncode == 0
     log = LocalLog(data / "stream.sqlite3")
-    log.append(make_events())  # accepted, but no consumer is running
+    log.append(make_table())  # accepted, but no consumer is running
     log.close()
     result = run("verify", "--wait", "1", env=env)
     assert result.returncode == 1

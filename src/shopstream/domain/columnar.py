@@ -9,6 +9,7 @@ files. `Event` objects remain the convenient form at the edges (parsing, tests).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -66,6 +67,30 @@ def events_to_table(events: Sequence[Event]) -> EventTable:
     )
 
 
+def build_table(
+    event_ids: list[str], received_at: datetime, source: str, columns: dict[str, list[Any]], raws: list[Any]
+) -> EventTable:
+    """The accepted lines of one intake, straight from parsed columns (no objects per line)."""
+    n = len(event_ids)
+    return pa.Table.from_arrays(
+        [
+            pa.array(event_ids, pa.string()),
+            pa.array([received_at] * n, pa.timestamp("us")),
+            pa.array([source] * n, pa.string()),
+            pa.array(columns["invoice_no"], pa.string()),
+            pa.array(columns["stock_code"], pa.string()),
+            pa.array(columns["description"], pa.string()),
+            pa.array(columns["quantity"], pa.int64()),
+            pa.array(columns["invoice_date"], pa.timestamp("us")),
+            pa.array(columns["unit_price"], pa.int64()),
+            pa.array(columns["customer_id"], pa.string()),
+            pa.array(columns["country"], pa.string()),
+            pa.array([raw_text(raw) for raw in raws], pa.string()),
+        ],
+        schema=EVENT_SCHEMA,
+    )
+
+
 def table_to_events(table: EventTable) -> list[Event]:
     """Back to objects (tests, small batches); `raw` comes back as parsed JSON where it was JSON."""
     out = []
@@ -111,6 +136,17 @@ def distinct_totals(table: pa.Table) -> Totals:
     slim = pa.table({"event_id": table["event_id"], "total": line_totals_milli(table)})
     first = slim.group_by("event_id", use_threads=False).aggregate([("total", "first")])
     return Totals(first.num_rows, pc.sum(first["total_first"]).as_py() or 0)
+
+
+def first_occurrences(table: EventTable, excluded: set[str]) -> EventTable:
+    """Rows whose event id is not in `excluded` and not seen earlier in the table."""
+    ids = table["event_id"].to_pylist()
+    keep, seen = [], set(excluded)
+    for i, event_id in enumerate(ids):
+        if event_id not in seen:
+            seen.add(event_id)
+            keep.append(i)
+    return table if len(keep) == len(ids) else table.take(pa.array(keep, pa.int64()))
 
 
 def empty_table() -> EventTable:

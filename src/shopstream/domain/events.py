@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shopstream.domain.columnar import raw_text
-from shopstream.domain.line import DeadLetter, Event, FieldError
+from shopstream.domain.line import DeadLetter, FieldError
 
 
 def random_event_id() -> str:
@@ -34,10 +34,15 @@ def partition_of(invoice_no: str, partitions: int) -> int:
     return zlib.crc32(invoice_no.encode()) % partitions
 
 
-def group_by_partition(events: Iterable[Event], partitions: int) -> dict[int, list[Event]]:
-    groups: dict[int, list[Event]] = defaultdict(list)
-    for event in events:
-        groups[partition_of(event.line.invoice_no, partitions)].append(event)
+def partition_positions(invoice_nos: Iterable[str], partitions: int) -> dict[int, list[int]]:
+    """Positions of the lines that go to each partition, in order."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    known: dict[str, int] = {}
+    for position, invoice_no in enumerate(invoice_nos):
+        partition = known.get(invoice_no)
+        if partition is None:
+            partition = known[invoice_no] = partition_of(invoice_no, partitions)
+        groups[partition].append(position)
     return groups
 
 

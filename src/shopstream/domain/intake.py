@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shopstream.domain.columnar import EventTable, build_table, table_to_events
 from shopstream.domain.events import idempotency_event_id, random_event_id
 from shopstream.domain.line import DeadLetter, Event, FieldError
 from shopstream.domain.parsing import LineParser
@@ -14,17 +15,17 @@ from shopstream.domain.parsing import LineParser
 
 @dataclass
 class Intake:
-    events: list[Event] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    event_ids: list[str] = field(default_factory=list)  # one per input line, in order
+    table: EventTable  # the accepted lines, in input order
+    dead_letters: list[DeadLetter]
+    event_ids: list[str]  # one per input line, in order
+
+    @property
+    def events(self) -> list[Event]:
+        return table_to_events(self.table)
 
     def rejection_report(self) -> list[dict[str, Any]]:
         return [
-            {
-                "index": d.index,
-                "event_id": d.event_id,
-                "errors": [e.as_dict() for e in d.errors],
-            }
+            {"index": d.index, "event_id": d.event_id, "errors": [e.as_dict() for e in d.errors]}
             for d in self.dead_letters
         ]
 
@@ -36,7 +37,6 @@ def take_in(
     source: str,
     idempotency_key: str | None = None,
     event_id_for: Callable[[int], str] | None = None,
-    index_base: int = 0,
     pre_rejected: dict[int, FieldError] | None = None,
 ) -> Intake:
     """Parse every raw line; each gets an event id, valid or not.
@@ -45,26 +45,27 @@ def take_in(
     (files) or the Idempotency-Key, else a random one. `pre_rejected` holds lines the
     transport already could not read (e.g. a malformed NDJSON line).
     """
-    intake = Intake()
-    for i, raw in enumerate(raws):
-        index = index_base + i
-        if pre_rejected and index in pre_rejected:
-            line, client_id, errors = None, None, [pre_rejected[index]]
-        else:
-            line, client_id, errors = parse(raw)
-        if client_id is not None:
-            event_id = client_id
-        elif event_id_for is not None:
-            event_id = event_id_for(index)
-        elif idempotency_key is not None:
-            event_id = idempotency_event_id(idempotency_key, index)
-        else:
-            event_id = random_event_id()
-        intake.event_ids.append(event_id)
-        if line is None:
-            intake.dead_letters.append(
-                DeadLetter(event_id, received_at, source, index, tuple(errors), raw)
-            )
-        else:
-            intake.events.append(Event(event_id, received_at, source, line, raw))
-    return intake
+    raws = list(raws)
+    parsed = parse.parse_many(raws, pre_rejected)
+    event_ids = [
+        client_id
+        if client_id is not None
+        else event_id_for(i)
+        if event_id_for is not None
+        else idempotency_event_id(idempotency_key, i)
+        if idempotency_key is not None
+        else random_event_id()
+        for i, client_id in enumerate(parsed.client_event_ids)
+    ]
+    table = build_table(
+        [event_ids[i] for i in parsed.valid],
+        received_at,
+        source,
+        parsed.columns,
+        [raws[i] for i in parsed.valid],
+    )
+    dead_letters = [
+        DeadLetter(event_ids[i], received_at, source, i, tuple(errors), raws[i])
+        for i, errors in sorted(parsed.errors.items())
+    ]
+    return Intake(table, dead_letters, event_ids)

@@ -134,7 +134,7 @@ def build_app(container: Container | None = None):
         received_at = datetime.now(zone).replace(tzinfo=None)
         intake = take_in(raws, parse, received_at, "http", idempotency_key=key, pre_rejected=broken)
         try:
-            appended = container.stream.append(intake.events)
+            appended = container.stream.append(intake.table)
             container.dead_letters.write(intake.dead_letters)
         except Exception as error:
             raise ApiError(
@@ -143,12 +143,12 @@ def build_app(container: Container | None = None):
             ) from error
         body = {
             "accepted": appended.appended,
-            "duplicates": len(intake.events) - appended.appended,
+            "duplicates": intake.table.num_rows - appended.appended,
             "rejected": len(intake.dead_letters),
             "event_ids": intake.event_ids,
             "rejections": intake.rejection_report(),
         }
-        if not intake.events:
+        if intake.table.num_rows == 0:
             return 422, {"error": "all_lines_rejected",
                          "message": "no line was accepted; each rejection names the field and the reason",
                          **body}

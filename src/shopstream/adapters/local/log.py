@@ -21,9 +21,9 @@ from pathlib import Path
 import orjson
 
 from shopstream.adapters.local.sqlite import connect, transaction
-from shopstream.domain.columnar import EventTable, events_to_table, from_ipc, line_totals_milli, to_ipc
-from shopstream.domain.events import group_by_partition
-from shopstream.domain.line import Event, Totals
+from shopstream.domain.columnar import EventTable, first_occurrences, from_ipc, line_totals_milli, to_ipc
+from shopstream.domain.events import partition_positions
+from shopstream.domain.line import Totals
 from shopstream.ports import AppendResult, Batch, GroupStatus
 
 SCHEMA = """
@@ -55,10 +55,10 @@ class LocalLog:
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
-        if not events:
+    def append(self, table: EventTable) -> AppendResult:
+        if table.num_rows == 0:
             return AppendResult(0)
-        ids = [e.event_id for e in events]
+        ids = table["event_id"].to_pylist()
         now = time.time()
         with self._lock, transaction(self._conn, immediate=True) as conn:
             known = {
@@ -68,24 +68,20 @@ class LocalLog:
                     (orjson.dumps(ids),),
                 )
             }
-            fresh: list[Event] = []
-            seen: set[str] = set(known)
-            for event in events:
-                if event.event_id not in seen:
-                    seen.add(event.event_id)
-                    fresh.append(event)
+            fresh = first_occurrences(table, known)
             conn.executemany(
                 "INSERT INTO ledger (event_id, amount_milli) VALUES (?, ?)",
-                [(e.event_id, e.line.line_total_milli) for e in fresh],
+                zip(fresh["event_id"].to_pylist(), line_totals_milli(fresh).to_pylist()),
             )
+            groups = partition_positions(fresh["invoice_no"].to_pylist(), self.partitions)
             conn.executemany(
                 "INSERT INTO records (partition, count, appended_at, payload) VALUES (?, ?, ?, ?)",
                 [
-                    (partition, len(group), now, to_ipc(events_to_table(group)))
-                    for partition, group in sorted(group_by_partition(fresh, self.partitions).items())
+                    (partition, len(positions), now, to_ipc(fresh.take(positions)))
+                    for partition, positions in sorted(groups.items())
                 ],
             )
-        return AppendResult(len(fresh), known)
+        return AppendResult(fresh.num_rows, known)
 
     def record_accepted(self, table: EventTable) -> int:
         totals = line_totals_milli(table).to_pylist()

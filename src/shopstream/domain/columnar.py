@@ -153,9 +153,14 @@ def empty_table() -> EventTable:
     return EVENT_SCHEMA.empty_table()
 
 
+# zstd inside the IPC stream: ~8x smaller records (the raw JSON text compresses well),
+# and cheaper overall than writing the bytes through SQLite's WAL uncompressed.
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
 def to_ipc(table: EventTable) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 

@@ -68,15 +68,21 @@ def events_to_table(events: Sequence[Event]) -> EventTable:
 
 
 def build_table(
-    event_ids: list[str], received_at: datetime, source: str, columns: dict[str, list[Any]], raws: list[Any]
+    event_ids: list[str],
+    received_at: datetime | list[datetime],
+    source: str | list[str],
+    columns: dict[str, list[Any]],
+    raws: list[Any],
 ) -> EventTable:
-    """The accepted lines of one intake, straight from parsed columns (no objects per line)."""
+    """Accepted lines straight from parsed columns (no objects per line).
+
+    `received_at` and `source` are one value for all lines, or one per line."""
     n = len(event_ids)
     return pa.Table.from_arrays(
         [
             pa.array(event_ids, pa.string()),
-            pa.array([received_at] * n, pa.timestamp("us")),
-            pa.array([source] * n, pa.string()),
+            pa.array(received_at if isinstance(received_at, list) else [received_at] * n, pa.timestamp("us")),
+            pa.array(source if isinstance(source, list) else [source] * n, pa.string()),
             pa.array(columns["invoice_no"], pa.string()),
             pa.array(columns["stock_code"], pa.string()),
             pa.array(columns["description"], pa.string()),
@@ -154,13 +160,16 @@ def empty_table() -> EventTable:
 
 
 # zstd inside the IPC stream: ~8x smaller records (the raw JSON text compresses well),
-# and cheaper overall than writing the bytes through SQLite's WAL uncompressed.
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+# and cheaper overall than writing the bytes through SQLite's WAL uncompressed. Tiny
+# records are left plain: compressing a dozen one-value buffers costs more than it saves.
+_IPC_ZSTD = pa.ipc.IpcWriteOptions(compression="zstd")
+_IPC_PLAIN = pa.ipc.IpcWriteOptions()
 
 
 def to_ipc(table: EventTable) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
+    options = _IPC_ZSTD if table.num_rows >= 64 else _IPC_PLAIN
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 

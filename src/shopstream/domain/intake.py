@@ -5,19 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property, partial
 from typing import Any
 
 from shopstream.domain.columnar import EventTable, build_table, table_to_events
 from shopstream.domain.events import idempotency_event_id, random_event_id
 from shopstream.domain.line import DeadLetter, Event, FieldError
-from shopstream.domain.parsing import LineParser
+from shopstream.domain.parsing import CANONICAL_FIELDS, LineParser
 
 
 @dataclass
 class Intake:
-    table: EventTable  # the accepted lines, in input order
-    dead_letters: list[DeadLetter]
     event_ids: list[str]  # one per input line, in order
+    accepted_ids: list[str]  # the valid lines' ids, in order
+    columns: dict[str, list[Any]]  # the valid lines' parsed fields
+    raws: list[Any]  # the valid lines as received
+    received_at: datetime
+    source: str
+    dead_letters: list[DeadLetter]
+
+    @cached_property
+    def table(self) -> EventTable:
+        return build_table(self.accepted_ids, self.received_at, self.source, self.columns, self.raws)
 
     @property
     def events(self) -> list[Event]:
@@ -45,27 +54,44 @@ def take_in(
     (files) or the Idempotency-Key, else a random one. `pre_rejected` holds lines the
     transport already could not read (e.g. a malformed NDJSON line).
     """
-    raws = list(raws)
+    raws = raws if isinstance(raws, list) else list(raws)
     parsed = parse.parse_many(raws, pre_rejected)
+    if event_id_for is None and idempotency_key is not None:
+        event_id_for = partial(idempotency_event_id, idempotency_key)
     event_ids = [
         client_id
         if client_id is not None
         else event_id_for(i)
         if event_id_for is not None
-        else idempotency_event_id(idempotency_key, i)
-        if idempotency_key is not None
         else random_event_id()
         for i, client_id in enumerate(parsed.client_event_ids)
     ]
-    table = build_table(
-        [event_ids[i] for i in parsed.valid],
-        received_at,
-        source,
-        parsed.columns,
-        [raws[i] for i in parsed.valid],
-    )
     dead_letters = [
         DeadLetter(event_ids[i], received_at, source, i, tuple(errors), raws[i])
         for i, errors in sorted(parsed.errors.items())
     ]
-    return Intake(table, dead_letters, event_ids)
+    return Intake(
+        event_ids,
+        [event_ids[i] for i in parsed.valid] if parsed.errors else event_ids,
+        parsed.columns,
+        [raws[i] for i in parsed.valid] if parsed.errors else raws,
+        received_at,
+        source,
+        dead_letters,
+    )
+
+
+def merged_table(intakes: Sequence[Intake]) -> EventTable:
+    """One table for several intakes (a group commit), built once instead of per intake."""
+    if len(intakes) == 1:
+        return intakes[0].table
+    ids, raws, received, sources = [], [], [], []
+    columns: dict[str, list[Any]] = {field: [] for field in CANONICAL_FIELDS}
+    for intake in intakes:
+        ids += intake.accepted_ids
+        raws += intake.raws
+        received += [intake.received_at] * len(intake.accepted_ids)
+        sources += [intake.source] * len(intake.accepted_ids)
+        for field, values in intake.columns.items():
+            columns[field] += values
+    return build_table(ids, received, sources, columns, raws)

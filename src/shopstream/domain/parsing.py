@@ -292,9 +292,6 @@ def _parse_column(values: list[Any], cache: dict, parse: Any, bad: set[int]) -> 
     return out
 
 
-_LINE_ATTRIBUTE = {"unit_price": "unit_price_milli"}
-
-
 class LineParser:
     """Parses one raw line (a JSON object or a CSV row as dict).
 
@@ -394,7 +391,7 @@ class LineParser:
         request whose lines differ in shape, go through the line parser, so the reasons
         are exactly the line parser's."""
         n = len(raws)
-        specs = self._fast_specs(raws) if not pre_rejected else None
+        specs = self._fast_specs(raws) if n > 8 and not pre_rejected else None
         if specs is None:
             return self._parse_rows(raws, pre_rejected)
         bad: set[int] = set()
@@ -453,6 +450,9 @@ class LineParser:
 
     def _parse_rows(self, raws: list[Any], pre_rejected: dict[int, FieldError] | None) -> ParsedColumns:
         columns: dict[str, list[Any]] = {field: [] for field in CANONICAL_FIELDS}
+        invoice_no, stock_code, description, quantity, invoice_date, unit_price, customer_id, country = (
+            columns[field].append for field in CANONICAL_FIELDS
+        )
         valid, client_ids, errors = [], [], {}
         for position, raw in enumerate(raws):
             if pre_rejected and position in pre_rejected:
@@ -465,6 +465,12 @@ class LineParser:
                 errors[position] = line_errors
                 continue
             valid.append(position)
-            for field in CANONICAL_FIELDS:
-                columns[field].append(getattr(line, _LINE_ATTRIBUTE.get(field, field)))
+            invoice_no(line.invoice_no)
+            stock_code(line.stock_code)
+            description(line.description)
+            quantity(line.quantity)
+            invoice_date(line.invoice_date)
+            unit_price(line.unit_price_milli)
+            customer_id(line.customer_id)
+            country(line.country)
         return ParsedColumns(columns, valid, client_ids, errors)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -40,8 +42,19 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
           422: "unprocessable", 429: "too_many_requests", 503: "unavailable"}
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    for close in reversed(app.state.closers):  # on shutdown, after in-flight requests finished
+        close()
+
+
 def create_app(service: str, **kwargs: Any) -> FastAPI:
-    app = FastAPI(default_response_class=FastJSONResponse, **kwargs)
+    """A FastAPI app with the shared error bodies and /health.
+
+    Append to `app.state.closers` what must run at shutdown (flush, close)."""
+    app = FastAPI(default_response_class=FastJSONResponse, lifespan=_lifespan, **kwargs)
+    app.state.closers = []
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:

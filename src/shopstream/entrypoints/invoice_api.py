@@ -37,6 +37,7 @@ def build_app(container: Container | None = None):
         description="Invoices and purchase histories, as customers see them.",
     )
     app.state.container = container
+    app.state.closers.append(container.close)
 
     @app.get("/invoices/{invoice_no:path}", tags=["invoices"], summary="One invoice with its lines")
     def get_invoice(invoice_no: str) -> dict:

@@ -14,10 +14,12 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import duckdb
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import REFERENCE, local_stack  # noqa: E402
@@ -36,8 +38,35 @@ def duckdb_load(path: Path) -> float:
     return time.perf_counter() - started
 
 
+class PeakRss:
+    """Samples every service's resident memory while the run goes on."""
+
+    def __init__(self, supervisor) -> None:
+        self.supervisor = supervisor
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.25):
+            for child in self.supervisor.children:
+                pid = self.supervisor.pid(child.name)
+                try:
+                    rss = psutil.Process(pid).memory_info().rss if pid else 0
+                except psutil.Error:
+                    continue
+                self.peak[child.name] = max(self.peak.get(child.name, 0), rss)
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def pipeline_run(path: Path) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as (urls, env, _):
+    with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as (urls, env, supervisor):
+        rss = PeakRss(supervisor)
         started = time.perf_counter()
         summary = send_file(path, urls["ingest"])
         sent = time.perf_counter() - started
@@ -45,6 +74,7 @@ def pipeline_run(path: Path) -> dict[str, float]:
         report = verify(container, wait_seconds=600)
         done = time.perf_counter() - started
         container.close()
+        peaks = rss.stop()
         if not report.ok:
             raise SystemExit(f"verify failed: {report}")
         verify_started = time.perf_counter()
@@ -52,7 +82,7 @@ def pipeline_run(path: Path) -> dict[str, float]:
         verify(container)
         container.close()
         return {"lines": summary.lines, "send": sent, "end_to_end": done,
-                "verify": time.perf_counter() - verify_started}
+                "verify": time.perf_counter() - verify_started, "rss": peaks}
 
 
 def main() -> None:
@@ -64,7 +94,8 @@ def main() -> None:
     for i in range(args.runs):
         baselines.append(duckdb_load(args.file))
         runs.append(pipeline_run(args.file))
-        print(f"run {i + 1}: {runs[-1]}  duckdb {baselines[-1]:.2f}s", flush=True)
+        timing = {k: round(v, 2) for k, v in runs[-1].items() if isinstance(v, float)}
+        print(f"run {i + 1}: {timing}  duckdb {baselines[-1]:.2f}s", flush=True)
     lines = runs[0]["lines"]
     med = {k: statistics.median(r[k] for r in runs) for k in ("send", "end_to_end", "verify")}
     base = statistics.median(baselines)
@@ -75,6 +106,11 @@ def main() -> None:
     print(f"| send (HTTP, accepted = durable in the stream) | {med['send']:.2f} | {lines / med['send']:,.0f} | {med['send'] / base:.1f} |")
     print(f"| end to end (all sinks verified) | {med['end_to_end']:.2f} | {lines / med['end_to_end']:,.0f} | {med['end_to_end'] / base:.1f} |")
     print(f"| verify alone | {med['verify']:.2f} | | |")
+    print()
+    print("| service | peak RSS (max over runs) |")
+    print("| --- | ---: |")
+    for name in runs[0]["rss"]:
+        print(f"| {name} | {max(r['rss'].get(name, 0) for r in runs) / 2**20:,.0f} MB |")
 
 
 if __name__ == "__main__":

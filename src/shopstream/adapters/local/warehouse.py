@@ -11,16 +11,23 @@ goes idle, so readers lag the loader by at most that interval.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from shopstream.domain.columnar import EventTable
 from shopstream.domain.line import Totals
+from shopstream.domain.metrics import EARLIEST, MART_DDL, MART_REFRESH, MART_TABLES, MARTS_STATE, MARTS_VERSION
 from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_DDL, FACT_TABLE, TOTALS_SQL
+from shopstream.ports import WarehouseNotReady
 
 # Insert only event ids the table does not have yet (and each once per batch).
 _MERGE = f"""
@@ -50,7 +57,9 @@ class DuckDBWarehouse:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(path))
         self._conn.execute(FACT_DDL)
-        self._dirty = not self.snapshot_path.exists()
+        behind = self._create_marts()
+        self._marts_stale_since: datetime | None = EARLIEST if behind else None
+        self._dirty = behind or not self.snapshot_path.exists()
         self._published_at = 0.0
         self.publish()
 
@@ -60,6 +69,7 @@ class DuckDBWarehouse:
         conn = self._conn
         conn.register("batch", table)
         try:
+            earliest = conn.execute("SELECT MIN(invoice_date) FROM batch").fetchone()[0]
             conn.execute("BEGIN")
             new = conn.execute(_MERGE).fetchone()[0]
             conn.execute("COMMIT")
@@ -70,20 +80,55 @@ class DuckDBWarehouse:
             conn.unregister("batch")
         if new:
             self._dirty = True
+            stale = self._marts_stale_since
+            self._marts_stale_since = earliest if stale is None else min(stale, earliest)
             if time.monotonic() - self._published_at >= self.snapshot_interval:
                 self.publish()
         return new
 
     def publish(self) -> None:
-        """Copy the checkpointed file to the snapshot path, atomically."""
+        """Bring the marts up to date, then copy the checkpointed file to the snapshot path, atomically."""
         if not self._dirty:
             return
+        self.refresh_marts()
         self._conn.execute("CHECKPOINT")
         tmp = self.snapshot_path.with_name(f".{self.snapshot_path.name}.tmp-{os.getpid()}")
         shutil.copyfile(self.path, tmp)
         os.replace(tmp, self.snapshot_path)
         self._dirty = False
         self._published_at = time.monotonic()
+
+    def _create_marts(self) -> bool:
+        """Create the marts; True if they must be rebuilt (new, of another version, or behind
+        the facts after a crash between a write and a publish)."""
+        conn = self._conn
+        try:
+            version, built_from, lines = conn.execute(MARTS_STATE).fetchone()
+        except (duckdb.CatalogException, duckdb.BinderException):  # no marts, or older ones
+            version, built_from, lines = -1, None, None
+        if version not in (None, MARTS_VERSION):
+            for table in MART_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            version = None
+        for ddl in MART_DDL:
+            conn.execute(ddl)
+        return version is None or built_from != lines
+
+    def refresh_marts(self) -> None:
+        """Recompute what lines written since the last refresh changed, in one transaction."""
+        since = self._marts_stale_since
+        if since is None:
+            return
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            for statement in MART_REFRESH:
+                conn.execute(*_bind(statement, {"since": since}))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._marts_stale_since = None
 
     def totals(self) -> Totals:
         lines, amount = self._conn.execute(TOTALS_SQL).fetchone()
@@ -92,6 +137,21 @@ class DuckDBWarehouse:
     def close(self) -> None:
         self.publish()
         self._conn.close()
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=256)
+def duckdb_sql(sql: str) -> tuple[str, frozenset[str]]:
+    """The domain's `:name` parameters in DuckDB's spelling, `$name`, and their names."""
+    return _PARAMETER.sub(r"$\1", sql), frozenset(_PARAMETER.findall(sql))
+
+
+def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    text, names = duckdb_sql(sql)
+    # DuckDB rejects unused parameters; SQLAlchemy ignores them, and so do we
+    return text, ({name: params[name] for name in names} if names else None)
 
 
 def snapshot_path_for(path: Path) -> Path:
@@ -128,6 +188,17 @@ class DuckDBSnapshotReader:
             cursor = self._conn.cursor()
         cursor.execute("USE warehouse")
         return cursor
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        conn = self.connection()
+        if conn is None:
+            raise WarehouseNotReady("the warehouse has published nothing yet: is the warehouse-loader running?")
+        try:
+            return conn.execute(*_bind(sql, params)).fetchall()
+        except duckdb.CatalogException as error:  # a snapshot from before the marts existed
+            raise WarehouseNotReady(f"the published warehouse lacks a table ({error})") from None
+        finally:
+            conn.close()
 
     def write(self, table: EventTable) -> int:
         raise PermissionError("the warehouse snapshot is read-only; the warehouse-loader writes")

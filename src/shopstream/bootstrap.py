@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from shopstream.config import Settings
-from shopstream.ports import DeadLetters, RawLake, Store, Stream, Warehouse
+from shopstream.ports import AnalyticsSource, DeadLetters, RawLake, Store, Stream, Warehouse
 
 
 class Container:
@@ -58,7 +58,13 @@ class Container:
 
         return DuckDBSnapshotReader(self.settings.warehouse_path)
 
+    @cached_property
+    def analytics(self) -> AnalyticsSource:
+        """Read-only metric queries (analytics-api): the snapshot reader answers them."""
+        return self.warehouse_reader
+
     def close(self) -> None:
+        self.__dict__.pop("analytics", None)  # the warehouse reader, closed below
         for name in ("stream", "dead_letters", "lake", "store", "warehouse", "warehouse_reader"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()

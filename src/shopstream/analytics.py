@@ -21,7 +21,7 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 
 def money(milli: int | None) -> str:
     """Integer thousandths (as the metric SQL returns money) -> an exact decimal string."""
-    return format_money(milli or 0)
+    return format_money(int(milli or 0))
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -201,13 +201,13 @@ class Analytics:
     def cohorts(self, period: Period) -> dict:
         sizes = self.source.query(sql.COHORT_SIZES, period.params())
         activity = self.source.query(sql.COHORT_ACTIVITY, period.params())
-        last = max((month for _cohort, month, _n in activity), default=None)
+        last = sizes[0][2] if sizes else None  # the latest invoice date in the period
         active: dict[datetime, dict[int, int]] = defaultdict(dict)
         for cohort, month, customers in activity:
             active[cohort][month_offset(cohort, month)] = customers
         cohorts = []
-        for cohort, size in sizes:
-            months = month_offset(cohort, last) + 1 if last and last >= cohort else 1
+        for cohort, size, _last in sizes:
+            months = month_offset(cohort, last) + 1
             counts = [active[cohort].get(k, 0) for k in range(months)]
             cohorts.append({"cohort": cohort.strftime("%Y-%m"), "customers": size, "active": counts,
                             "retention": [ratio(n, size) for n in counts]})

@@ -142,7 +142,7 @@ SELECT date_trunc('{unit}', invoice_date) AS bucket,
        CAST(SUM(net_revenue) * 1000 AS BIGINT),
        CAST(SUM(gross_sales) * 1000 AS BIGINT),
        CAST(SUM(returns) * 1000 AS BIGINT),
-       SUM(lines)
+       CAST(SUM(lines) AS BIGINT)
 FROM mart_sales_by_time
 WHERE {_IN_RANGE}
 GROUP BY date_trunc('{unit}', invoice_date)
@@ -158,7 +158,7 @@ def sales_profile(by: str) -> str:
     else:
         raise ValueError(f"unknown profile {by!r}; one of {', '.join(PROFILES)}")
     return f"""
-SELECT {key} AS slot, CAST(SUM(net_revenue) * 1000 AS BIGINT), SUM(lines)
+SELECT {key} AS slot, CAST(SUM(net_revenue) * 1000 AS BIGINT), CAST(SUM(lines) AS BIGINT)
 FROM mart_sales_by_time
 WHERE {_IN_RANGE}
 GROUP BY {key}
@@ -173,7 +173,7 @@ FROM (
     SELECT CAST(COALESCE(SUM(net_revenue), 0) * 1000 AS BIGINT) AS net_revenue,
            CAST(COALESCE(SUM(gross_sales), 0) * 1000 AS BIGINT) AS gross_sales,
            CAST(COALESCE(SUM(returns), 0) * 1000 AS BIGINT) AS returns,
-           COALESCE(SUM(lines), 0) AS lines,
+           CAST(COALESCE(SUM(lines), 0) AS BIGINT) AS lines,
            MIN(invoice_date) AS first_date, MAX(invoice_date) AS last_date
     FROM mart_sales_by_time
     WHERE {_IN_RANGE}
@@ -190,7 +190,7 @@ in range: orders (non-cancellation invoices), cancellation invoices, customers. 
 data version."""
 
 TOP_INVOICES = f"""
-SELECT invoice_no, MIN(invoice_date), MIN(customer_id), MIN(country), CAST(SUM(total) * 1000 AS BIGINT), SUM(lines)
+SELECT invoice_no, MIN(invoice_date), MIN(customer_id), MIN(country), CAST(SUM(total) * 1000 AS BIGINT), CAST(SUM(lines) AS BIGINT)
 FROM mart_invoice
 WHERE {_IN_RANGE} AND NOT is_cancellation AND NOT is_adjustment
 GROUP BY invoice_no
@@ -298,7 +298,7 @@ def _rfm_source(precomputed: bool) -> str:
 def rfm_segments(precomputed: bool) -> str:
     """segment, customers, net spend. `precomputed`: the mart (all data, as of its last date)."""
     return f"""
-SELECT segment, COUNT(*), SUM(monetary)
+SELECT segment, COUNT(*), CAST(SUM(monetary) AS BIGINT)
 FROM {_rfm_source(precomputed)}
 GROUP BY segment"""
 
@@ -332,8 +332,9 @@ GROUP BY first_month.cohort, active.month
 ORDER BY first_month.cohort, active.month"""
 """cohort month, active month, customers of the cohort with an order in that month."""
 
+
 COHORT_SIZES = f"""
-SELECT cohort, COUNT(*)
+SELECT cohort, COUNT(*), (SELECT MAX(invoice_date) FROM mart_invoice WHERE {_IN_RANGE})
 FROM (
     SELECT customer_id, date_trunc('month', MIN(invoice_date)) AS cohort
     FROM mart_invoice

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import duckdb
 import pytest
 
 from shopstream.adapters.local.warehouse import DuckDBSnapshotReader, DuckDBWarehouse
@@ -75,6 +76,23 @@ def reference_analytics(reference_warehouse):
     reader = DuckDBSnapshotReader(reference_warehouse)
     yield Analytics(reader)
     reader.close()
+
+
+@pytest.fixture(scope="session")
+def reference_postgres(reference_warehouse, postgres_url, tmp_path_factory):
+    """The same reference lines in PostgreSQL (its own schema), marts built with the same SQL."""
+    csv = tmp_path_factory.mktemp("reference-pg") / "fact.csv"
+    conn = duckdb.connect()
+    conn.execute(f"ATTACH '{reference_warehouse.with_name('warehouse.snapshot.duckdb')}' AS w (READ_ONLY)")
+    conn.execute(f"COPY (SELECT {', '.join(FACT_COLUMNS)} FROM w.{FACT_TABLE}) TO '{csv}' (HEADER, DELIMITER ',')")
+    conn.close()
+    url = create_database()
+    postgres = PostgresAnalytics(url)
+    postgres.load_csv(csv)
+    postgres.refresh()
+    yield Analytics(postgres)
+    postgres.close()
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -46,8 +46,14 @@ def drop_database(url: str) -> None:
 
 
 class PostgresAnalytics:
-    def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        if schema:  # a fresh schema of its own, first on the search path
+            setup = sa.create_engine(url)
+            with setup.begin() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+            setup.dispose()
+        self.engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"} if schema else {})
         with self.engine.begin() as conn:
             conn.execute(sa.text(FACT_DDL))
             for ddl in MART_DDL:
@@ -59,6 +65,19 @@ class PostgresAnalytics:
                          f"VALUES ({', '.join(':' + c for c in FACT_COLUMNS)})")
         with self.engine.begin() as conn:
             conn.execute(insert, [dict(zip(FACT_COLUMNS, row)) for row in fact_rows])
+
+    def load_csv(self, path) -> None:
+        """A CSV of fact_sales_line rows (header, FACT_COLUMNS order), by COPY."""
+        raw = self.engine.raw_connection()
+        try:
+            with raw.cursor() as cursor, open(path, "rb") as f:
+                with cursor.copy(f"COPY {FACT_TABLE} ({', '.join(FACT_COLUMNS)}) FROM STDIN "
+                                 "WITH (FORMAT csv, HEADER true)") as copy:
+                    while chunk := f.read(1 << 20):
+                        copy.write(chunk)
+            raw.commit()
+        finally:
+            raw.close()
 
     def refresh(self, since: datetime = EARLIEST) -> None:
         with self.engine.begin() as conn:

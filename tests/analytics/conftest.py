@@ -12,7 +12,7 @@ from shopstream.analytics import Analytics
 from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_TABLE
 from tests.analytics import fixture, independent
 from tests.analytics.postgres import PostgresAnalytics, create_database, drop_database
-from tests.conftest import reference_file
+from tests.conftest import Stack, reference_file
 from tests.contract.conftest import make_table
 from tests.warehouse_data import load_csv
 
@@ -105,3 +105,13 @@ def copy_warehouse(source, data_dir):
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("warehouse.duckdb", "warehouse.snapshot.duckdb"):
         shutil.copyfile(source.with_name(name), data_dir / name)
+
+
+@pytest.fixture(scope="session")
+def analytics_stack(tmp_path_factory, reference_warehouse):
+    """`shopstream up` over a data directory whose warehouse already holds the reference file."""
+    base = tmp_path_factory.mktemp("analytics-stack")
+    copy_warehouse(reference_warehouse, base / "data")
+    running = Stack(base / "data", base / "up.log").start()
+    yield running
+    assert running.stop() == 0, running.log_path.read_text()[-3000:]

@@ -114,9 +114,11 @@ class DuckDBWarehouse:
             conn.execute(ddl)
         return version is None or built_from != lines
 
-    def refresh_marts(self) -> None:
-        """Recompute what lines written since the last refresh changed, in one transaction."""
-        since = self._marts_stale_since
+    def refresh_marts(self, since: datetime | None = None) -> None:
+        """Recompute what lines written since the last refresh changed (or everything from
+        `since` on), in one transaction."""
+        stale = self._marts_stale_since
+        since = stale if since is None else min(since, stale or since)
         if since is None:
             return
         conn = self._conn

@@ -25,7 +25,7 @@ def money(milli: int | None) -> str:
 
 
 def timestamp(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+    return None if value is None else value.replace(microsecond=0).isoformat(" ")
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,8 @@ class Analytics:
         return self._answer(
             "sales per period", grain, period,
             buckets=[
-                {"bucket": timestamp(bucket), "net_revenue": money(net), "gross_sales": money(gross),
-                 "returns": money(returns), "lines": lines}
-                for bucket, net, gross, returns, lines in rows
+                {"bucket": timestamp(bucket), "net_revenue": money(net), "lines": lines}
+                for bucket, net, lines in rows
             ],
             net_revenue=money(sum(r[1] for r in rows)),
         )

@@ -7,8 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from shopstream.analytics import Period
-from tests.analytics import checks, fixture
+from shopstream.adapters.local.warehouse import DuckDBSnapshotReader
+from shopstream.analytics import Analytics, Period
+from tests.analytics import checks, fixture, independent
+from tests.analytics.conftest import duckdb_warehouse
 
 
 def test_net_revenue_and_kpis(fixture_analytics):
@@ -134,3 +136,18 @@ def test_top_products_per_bucket_in_a_period_cutting_through_buckets(fixture_ana
 @pytest.mark.parametrize("check", checks.ALL, ids=lambda c: c.__name__)
 def test_every_metric_matches_the_independent_computation(fixture_analytics, fixture_frame, check):
     check(fixture_analytics, fixture_frame)
+
+
+def test_an_invoice_mixing_customers_and_countries_is_still_counted_exactly(tmp_path):
+    # never in the reference data, but nothing stops a client sending it
+    rows = fixture.ROWS + [
+        ("536365", "22633", "HAND WARMER UNION JACK", 2, "2010-12-01 08:27:00", "1.85", "12583", "France"),
+        ("539004", "22632", "HAND WARMER RED POLKA DOT", 1, "2011-01-12 15:00:00", "2.10", None, "Germany"),
+    ]
+    duckdb_warehouse(tmp_path / "warehouse.duckdb", rows).close()
+    analytics = Analytics(DuckDBSnapshotReader(tmp_path / "warehouse.duckdb"))
+    frame = independent.frame(rows)
+    for check in checks.ALL:
+        check(analytics, frame)
+    top = analytics.top_invoices(Period(), 1)["invoices"][0]
+    assert (top["invoice_no"], top["total"], top["lines"], top["customer_id"]) == ("539004", "72.66", 3, "13047")

@@ -39,7 +39,7 @@ LATEST = datetime(9999, 1, 1)
 # -- marts ---------------------------------------------------------------------------
 
 # Bump when a mart's shape or meaning changes: writers drop and rebuild marts of another version.
-MARTS_VERSION = 1
+MARTS_VERSION = 2
 
 MART_DDL = (
     # net revenue and its parts per exact invoice timestamp: every time grain rolls up from here
@@ -50,7 +50,8 @@ MART_DDL = (
         returns DECIMAL(18,3) NOT NULL,
         lines BIGINT NOT NULL
     )""",
-    # one row per invoice (per customer and country, should an invoice ever mix them)
+    # one row per invoice, or per part of one should an invoice ever mix customers or
+    # countries: then exactly one part is primary and carries the whole invoice's totals
     """CREATE TABLE IF NOT EXISTS mart_invoice (
         invoice_no VARCHAR(16) NOT NULL,
         customer_id VARCHAR(32),
@@ -60,7 +61,10 @@ MART_DDL = (
         gross_sales DECIMAL(18,3) NOT NULL,
         lines BIGINT NOT NULL,
         is_cancellation BOOLEAN NOT NULL,
-        is_adjustment BOOLEAN NOT NULL
+        is_adjustment BOOLEAN NOT NULL,
+        is_primary BOOLEAN NOT NULL,
+        invoice_total DECIMAL(18,3) NOT NULL,
+        invoice_lines BIGINT NOT NULL
     )""",
     # the description most often used for each stock code (ties: smallest)
     """CREATE TABLE IF NOT EXISTS mart_product_name (
@@ -135,13 +139,11 @@ SELECT (SELECT MAX(marts_version) FROM mart_meta), (SELECT MAX(lines) FROM mart_
 
 
 def sales_per_period(grain: str) -> str:
-    """bucket, net_revenue, gross_sales, returns, lines for buckets with at least one line."""
+    """bucket, net_revenue, lines for the buckets with at least one line."""
     unit = _grain(grain)
     return f"""
 SELECT date_trunc('{unit}', invoice_date) AS bucket,
        CAST(SUM(net_revenue) * 1000 AS BIGINT),
-       CAST(SUM(gross_sales) * 1000 AS BIGINT),
-       CAST(SUM(returns) * 1000 AS BIGINT),
        CAST(SUM(lines) AS BIGINT)
 FROM mart_sales_by_time
 WHERE {_IN_RANGE}
@@ -179,8 +181,8 @@ FROM (
     WHERE {_IN_RANGE}
 ) lines
 CROSS JOIN (
-    SELECT COUNT(DISTINCT CASE WHEN NOT is_cancellation THEN invoice_no END) AS orders,
-           COUNT(DISTINCT CASE WHEN is_cancellation THEN invoice_no END) AS cancellations,
+    SELECT COALESCE(SUM(CASE WHEN is_primary AND NOT is_cancellation THEN 1 ELSE 0 END), 0) AS orders,
+           COALESCE(SUM(CASE WHEN is_primary AND is_cancellation THEN 1 ELSE 0 END), 0) AS cancellations,
            COUNT(DISTINCT customer_id) AS customers
     FROM mart_invoice
     WHERE {_IN_RANGE}
@@ -190,11 +192,10 @@ in range: orders (non-cancellation invoices), cancellation invoices, customers. 
 data version."""
 
 TOP_INVOICES = f"""
-SELECT invoice_no, MIN(invoice_date), MIN(customer_id), MIN(country), CAST(SUM(total) * 1000 AS BIGINT), CAST(SUM(lines) AS BIGINT)
+SELECT invoice_no, invoice_date, customer_id, country, CAST(invoice_total * 1000 AS BIGINT), invoice_lines
 FROM mart_invoice
-WHERE {_IN_RANGE} AND NOT is_cancellation AND NOT is_adjustment
-GROUP BY invoice_no
-ORDER BY SUM(total) DESC, invoice_no
+WHERE {_IN_RANGE} AND is_primary AND NOT is_cancellation AND NOT is_adjustment
+ORDER BY invoice_total DESC, invoice_no
 LIMIT :limit"""
 
 COUNTRIES = f"""
@@ -210,8 +211,8 @@ def cancellations(grain: str) -> str:
     unit = _grain(grain)
     return f"""
 SELECT date_trunc('{unit}', invoice_date) AS bucket,
-       COUNT(DISTINCT invoice_no),
-       COUNT(DISTINCT CASE WHEN is_cancellation THEN invoice_no END)
+       SUM(CASE WHEN is_primary THEN 1 ELSE 0 END),
+       SUM(CASE WHEN is_primary AND is_cancellation THEN 1 ELSE 0 END)
 FROM mart_invoice
 WHERE {_IN_RANGE}
 GROUP BY date_trunc('{unit}', invoice_date)
@@ -315,14 +316,17 @@ LIMIT :limit"""
 
 LATEST_INVOICE_DATE = f"SELECT MAX(invoice_date) FROM mart_sales_by_time WHERE {_IN_RANGE}"
 
-COHORT_ACTIVITY = f"""
-SELECT first_month.cohort, active.month, COUNT(*)
-FROM (
+# each customer's cohort: the month of their first invoice (of any kind) in the period
+_FIRST_MONTH = f"""(
     SELECT customer_id, date_trunc('month', MIN(invoice_date)) AS cohort
     FROM mart_invoice
     WHERE {_IN_RANGE} AND customer_id IS NOT NULL
     GROUP BY customer_id
-) first_month
+) first_month"""
+
+COHORT_ACTIVITY = f"""
+SELECT first_month.cohort, active.month, COUNT(*)
+FROM {_FIRST_MONTH}
 JOIN (
     SELECT DISTINCT customer_id, date_trunc('month', invoice_date) AS month
     FROM mart_invoice
@@ -332,15 +336,9 @@ GROUP BY first_month.cohort, active.month
 ORDER BY first_month.cohort, active.month"""
 """cohort month, active month, customers of the cohort with an order in that month."""
 
-
 COHORT_SIZES = f"""
 SELECT cohort, COUNT(*), (SELECT MAX(invoice_date) FROM mart_invoice WHERE {_IN_RANGE})
-FROM (
-    SELECT customer_id, date_trunc('month', MIN(invoice_date)) AS cohort
-    FROM mart_invoice
-    WHERE {_IN_RANGE} AND customer_id IS NOT NULL
-    GROUP BY customer_id
-) first_month
+FROM {_FIRST_MONTH}
 GROUP BY cohort
 ORDER BY cohort"""
 
@@ -371,15 +369,22 @@ WHERE invoice_date >= :since
 GROUP BY invoice_date""",
     f"DELETE FROM mart_invoice WHERE invoice_no IN ({_TOUCHED_INVOICES})",
     f"""INSERT INTO mart_invoice
-SELECT line.invoice_no, line.customer_id, line.country, invoice.invoice_date, SUM(line.line_total),
-       SUM(CASE WHEN line.is_sale THEN line.line_total ELSE 0 END), COUNT(*),
-       line.is_cancellation, line.is_adjustment
-FROM {FACT_TABLE} line
-JOIN (SELECT invoice_no, MIN(invoice_date) AS invoice_date FROM {FACT_TABLE}
-      WHERE invoice_no IN ({_TOUCHED_INVOICES}) GROUP BY invoice_no) invoice
-  ON invoice.invoice_no = line.invoice_no
-GROUP BY line.invoice_no, line.customer_id, line.country, invoice.invoice_date,
-         line.is_cancellation, line.is_adjustment""",
+SELECT invoice_no, customer_id, country, invoice_date, total, gross_sales, lines, is_cancellation, is_adjustment,
+       ROW_NUMBER() OVER (PARTITION BY invoice_no ORDER BY customer_id NULLS LAST, country) = 1,
+       SUM(total) OVER (PARTITION BY invoice_no),
+       SUM(lines) OVER (PARTITION BY invoice_no)
+FROM (
+    SELECT line.invoice_no, line.customer_id, line.country, invoice.invoice_date,
+           SUM(line.line_total) AS total,
+           SUM(CASE WHEN line.is_sale THEN line.line_total ELSE 0 END) AS gross_sales,
+           COUNT(*) AS lines, line.is_cancellation, line.is_adjustment
+    FROM {FACT_TABLE} line
+    JOIN (SELECT invoice_no, MIN(invoice_date) AS invoice_date FROM {FACT_TABLE}
+          WHERE invoice_no IN ({_TOUCHED_INVOICES}) GROUP BY invoice_no) invoice
+      ON invoice.invoice_no = line.invoice_no
+    GROUP BY line.invoice_no, line.customer_id, line.country, invoice.invoice_date,
+             line.is_cancellation, line.is_adjustment
+) parts""",
     "DELETE FROM mart_product_name",
     f"""INSERT INTO mart_product_name
 SELECT stock_code, description FROM (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -65,74 +65,69 @@ def build_app(container: Container | None = None):
     async def not_ready(request: Request, error: WarehouseNotReady) -> Response:
         return FastJSONResponse(error_body("unavailable", str(error)), 503, headers={"Retry-After": "2"})
 
-    def period(start: str | None, end: str | None) -> Period:
+    def in_period(start: str | None = _FROM, end: str | None = _TO) -> Period:
         chosen = Period(_instant("from", start, zone), _instant("to", end, zone))
         if chosen.start and chosen.end and chosen.start >= chosen.end:
             raise _invalid("to", "must be later than from")
         return chosen
+
+    InPeriod = Annotated[Period, Depends(in_period)]
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
         return FileResponse(STATIC / "dashboard.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/analytics/summary", tags=["sales"], summary="KPIs: net revenue, orders, customers, average order value")
-    def summary(start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.summary(period(start, end))
+    def summary(period: InPeriod) -> dict:
+        return analytics.summary(period)
 
     @app.get("/analytics/sales", tags=["sales"], summary="Net revenue per period bucket")
-    def sales(grain: Grain = _GRAIN, start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.sales(grain, period(start, end))
+    def sales(period: InPeriod, grain: Grain = _GRAIN) -> dict:
+        return analytics.sales(grain, period)
 
     @app.get("/analytics/sales/average", tags=["sales"], summary="Mean net revenue over the buckets with sales")
-    def sales_average(grain: Grain = _GRAIN, start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.sales_average(grain, period(start, end))
+    def sales_average(period: InPeriod, grain: Grain = _GRAIN) -> dict:
+        return analytics.sales_average(grain, period)
 
     @app.get("/analytics/sales/profile", tags=["sales"], summary="Net revenue by hour of day or ISO weekday")
-    def sales_profile(
-        by: Literal["hour", "weekday"] = Query("hour"), start: str | None = _FROM, end: str | None = _TO
-    ) -> dict:
-        return analytics.profile(by, period(start, end))
+    def sales_profile(period: InPeriod, by: Literal["hour", "weekday"] = Query("hour")) -> dict:
+        return analytics.profile(by, period)
 
     @app.get("/analytics/products/top", tags=["products"], summary="Most sold products (quantity, sale lines)")
-    def top_products(
-        limit: int = Query(10, ge=1, le=1000), start: str | None = _FROM, end: str | None = _TO
-    ) -> dict:
-        return analytics.top_products(period(start, end), limit)
+    def top_products(period: InPeriod, limit: int = Query(10, ge=1, le=1000)) -> dict:
+        return analytics.top_products(period, limit)
 
     @app.get("/analytics/products/top-per-bucket", tags=["products"], summary="The most sold product of each bucket")
-    def top_product_per_bucket(grain: Grain = _GRAIN, start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.top_product_per_bucket(grain, period(start, end))
+    def top_product_per_bucket(period: InPeriod, grain: Grain = _GRAIN) -> dict:
+        return analytics.top_product_per_bucket(grain, period)
 
     @app.get("/analytics/invoices/top", tags=["invoices"], summary="Highest invoices (no cancellations or adjustments)")
-    def top_invoices(
-        limit: int = Query(10, ge=1, le=1000), start: str | None = _FROM, end: str | None = _TO
-    ) -> dict:
-        return analytics.top_invoices(period(start, end), limit)
+    def top_invoices(period: InPeriod, limit: int = Query(10, ge=1, le=1000)) -> dict:
+        return analytics.top_invoices(period, limit)
 
     @app.get("/analytics/countries", tags=["sales"], summary="Net revenue, invoices and customers per country")
-    def countries(start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.countries(period(start, end))
+    def countries(period: InPeriod) -> dict:
+        return analytics.countries(period)
 
     @app.get("/analytics/cancellations", tags=["sales"], summary="Cancellation invoices / invoices, per bucket")
-    def cancellations(grain: Grain = _GRAIN, start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.cancellations(grain, period(start, end))
+    def cancellations(period: InPeriod, grain: Grain = _GRAIN) -> dict:
+        return analytics.cancellations(grain, period)
 
     @app.get("/analytics/customers/summary", tags=["customers"], summary="Customer count and the biggest spenders")
-    def customers(limit: int = Query(20, ge=1, le=10_000), start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.customers(period(start, end), limit)
+    def customers(period: InPeriod, limit: int = Query(20, ge=1, le=10_000)) -> dict:
+        return analytics.customers(period, limit)
 
     @app.get("/analytics/customers/rfm", tags=["customers"], summary="RFM segment sizes and customer scores")
     def rfm(
+        period: InPeriod,
         as_of: str | None = Query(None, max_length=40, description="default: the latest invoice date in the period"),
         segment: Segment | None = Query(None, description="list only this segment's customers"),
         limit: int = Query(20, ge=0, le=10_000, description="customers listed (biggest spenders first)"),
-        start: str | None = _FROM,
-        end: str | None = _TO,
     ) -> dict:
-        return analytics.rfm(period(start, end), _instant("as_of", as_of, zone), segment, limit)
+        return analytics.rfm(period, _instant("as_of", as_of, zone), segment, limit)
 
     @app.get("/analytics/customers/cohorts", tags=["customers"], summary="Monthly cohort retention")
-    def cohorts(start: str | None = _FROM, end: str | None = _TO) -> dict:
-        return analytics.cohorts(period(start, end))
+    def cohorts(period: InPeriod) -> dict:
+        return analytics.cohorts(period)
 
     return app

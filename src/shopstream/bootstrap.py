@@ -50,7 +50,8 @@ class Container:
         """The writer: only the warehouse-loader (or a bulk load) opens this."""
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
-        return DuckDBWarehouse(self.settings.warehouse_path, self.settings.snapshot_interval_seconds)
+        s = self.settings
+        return DuckDBWarehouse(s.warehouse_path, s.snapshot_interval_seconds, s.marts_interval_seconds)
 
     @cached_property
     def warehouse_reader(self) -> Warehouse:

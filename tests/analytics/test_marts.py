@@ -76,3 +76,16 @@ def test_postgresql_marts_refreshed_from_a_date_equal_a_rebuild(tmp_path, postgr
         assert marts(postgres) == rebuilt
     finally:
         postgres.close()
+
+
+def test_while_lines_keep_coming_the_marts_catch_up_on_their_interval_and_when_idle(tmp_path, rebuilt):
+    path = tmp_path / "warehouse.duckdb"
+    writer = DuckDBWarehouse(path, snapshot_interval=0, marts_interval=3600)
+    reader = DuckDBSnapshotReader(path)
+    writer.write(make_table(EARLY, prefix="a"))  # each write publishes at once (interval 0)...
+    writer.write(make_table(LATE, prefix="b"))
+    assert reader.totals().lines == len(fixture.ROWS)
+    assert reader.query("SELECT lines FROM mart_meta") == [(0,)]  # ...but the marts were built at start
+    writer.publish()  # what the loader does when it is idle
+    assert marts(reader) == rebuilt
+    writer.close()

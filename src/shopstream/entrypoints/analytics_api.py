@@ -47,6 +47,17 @@ def _invalid(field: str, reason: str) -> ApiError:
                     errors=[{"field": field, "reason": reason}])
 
 
+def in_period(request: Request, start: str | None = _FROM, end: str | None = _TO) -> Period:
+    zone = request.app.state.zone
+    chosen = Period(_instant("from", start, zone), _instant("to", end, zone))
+    if chosen.start and chosen.end and chosen.start >= chosen.end:
+        raise _invalid("to", "must be later than from")
+    return chosen
+
+
+InPeriod = Annotated[Period, Depends(in_period)]
+
+
 def build_app(container: Container | None = None):
     container = container or Container()
     zone = ZoneInfo(container.settings.shop_timezone)
@@ -59,19 +70,12 @@ def build_app(container: Container | None = None):
         "(inclusive from, exclusive to); every answer names its metric and grain.",
     )
     app.state.container = container
+    app.state.zone = zone
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(WarehouseNotReady)
     async def not_ready(request: Request, error: WarehouseNotReady) -> Response:
         return FastJSONResponse(error_body("unavailable", str(error)), 503, headers={"Retry-After": "2"})
-
-    def in_period(start: str | None = _FROM, end: str | None = _TO) -> Period:
-        chosen = Period(_instant("from", start, zone), _instant("to", end, zone))
-        if chosen.start and chosen.end and chosen.start >= chosen.end:
-            raise _invalid("to", "must be later than from")
-        return chosen
-
-    InPeriod = Annotated[Period, Depends(in_period)]
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

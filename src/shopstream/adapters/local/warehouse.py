@@ -50,10 +50,11 @@ QUALIFY row_number() OVER (PARTITION BY event_id) = 1
 class DuckDBWarehouse:
     """Writer: owns the database file. Use `DuckDBSnapshotReader` to read from elsewhere."""
 
-    def __init__(self, path: Path, snapshot_interval: float = 1.0) -> None:
+    def __init__(self, path: Path, snapshot_interval: float = 1.0, marts_interval: float = 5.0) -> None:
         self.path = path
         self.snapshot_path = snapshot_path_for(path)
         self.snapshot_interval = snapshot_interval
+        self.marts_interval = marts_interval
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(path))
         self._conn.execute(FACT_DDL)
@@ -61,6 +62,7 @@ class DuckDBWarehouse:
         self._marts_stale_since: datetime | None = EARLIEST if behind else None
         self._dirty = behind or not self.snapshot_path.exists()
         self._published_at = 0.0
+        self._marts_refreshed_at = 0.0
         self.publish()
 
     def write(self, table: EventTable) -> int:
@@ -82,15 +84,23 @@ class DuckDBWarehouse:
             self._dirty = True
             stale = self._marts_stale_since
             self._marts_stale_since = earliest if stale is None else min(stale, earliest)
-            if time.monotonic() - self._published_at >= self.snapshot_interval:
-                self.publish()
+            now = time.monotonic()
+            if now - self._published_at >= self.snapshot_interval:
+                # while lines keep coming, the marts catch up every marts_interval (their
+                # refresh costs more than a snapshot); publish() when idle always refreshes
+                self._publish(refresh=now - self._marts_refreshed_at >= self.marts_interval)
         return new
 
     def publish(self) -> None:
         """Bring the marts up to date, then copy the checkpointed file to the snapshot path, atomically."""
+        self._publish(refresh=True)
+
+    def _publish(self, refresh: bool) -> None:
+        if refresh and self._marts_stale_since is not None:
+            self.refresh_marts()
+            self._dirty = True
         if not self._dirty:
             return
-        self.refresh_marts()
         self._conn.execute("CHECKPOINT")
         tmp = self.snapshot_path.with_name(f".{self.snapshot_path.name}.tmp-{os.getpid()}")
         shutil.copyfile(self.path, tmp)
@@ -131,6 +141,7 @@ class DuckDBWarehouse:
             conn.execute("ROLLBACK")
             raise
         self._marts_stale_since = None
+        self._marts_refreshed_at = time.monotonic()
 
     def totals(self) -> Totals:
         lines, amount = self._conn.execute(TOTALS_SQL).fetchone()
@@ -197,8 +208,9 @@ class DuckDBSnapshotReader:
             raise WarehouseNotReady("the warehouse has published nothing yet: is the warehouse-loader running?")
         try:
             return conn.execute(*_bind(sql, params)).fetchall()
-        except duckdb.CatalogException as error:  # a snapshot from before the marts existed
-            raise WarehouseNotReady(f"the published warehouse lacks a table ({error})") from None
+        except (duckdb.CatalogException, duckdb.BinderException) as error:
+            # a snapshot from before these marts (the loader rebuilds them when it starts)
+            raise WarehouseNotReady(f"the published warehouse's marts are out of date ({error})") from None
         finally:
             conn.close()
 

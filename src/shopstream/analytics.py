@@ -101,7 +101,9 @@ class Analytics:
     # -- products and invoices -----------------------------------------------------
 
     def top_products(self, period: Period, limit: int) -> dict:
-        rows = self.source.query(sql.TOP_PRODUCTS, period.params(limit=limit))
+        # the mart ranks every product over all the data: the dashboard's usual question
+        precomputed = period.start is None and period.end is None
+        rows = self.source.query(sql.top_products(precomputed), period.params(limit=limit))
         return self._answer(
             "most sold products", "period", period, limit=limit,
             products=[
@@ -179,10 +181,16 @@ class Analytics:
             return self._answer("RFM", "customer", period, as_of=None, customers=0,
                                 segments=[{"segment": name, "customers": 0, "share": 0.0, "net_spend": "0.00"}
                                           for name in SEGMENTS], scores=[])
-        params = period.params(as_of=as_of)
-        sizes = {name: (n, spend) for name, n, spend in self.source.query(sql.rfm_segments(precomputed), params)}
+        params = period.params(as_of=as_of, segment=segment or "", limit=limit)
+        sizes: dict[str, tuple[int, int]] = {}
+        listed = []
+        for kind, name, *values in self.source.query(sql.rfm(precomputed), params):
+            if kind == "segment":
+                sizes[name] = (values[0], values[1])
+            else:
+                listed.append((name, *values))
+        listed.sort(key=lambda row: (-row[3], row[-1]))  # biggest spenders first
         total = sum(n for n, _ in sizes.values())
-        rows = self.source.query(sql.rfm_customers(precomputed), {**params, "segment": segment or "", "limit": limit})
         return self._answer(
             "RFM", "customer", period, as_of=timestamp(as_of), customers=total,
             segments=[
@@ -193,19 +201,23 @@ class Analytics:
             scores=[
                 {"customer_id": cid, "recency": recency, "frequency": frequency, "monetary": money(monetary),
                  "r": r, "f": f, "m": m, "segment": name}
-                for cid, recency, frequency, monetary, r, f, m, name in rows
+                for name, recency, frequency, monetary, r, f, m, cid in listed
             ],
         )
 
     def cohorts(self, period: Period) -> dict:
-        sizes = self.source.query(sql.COHORT_SIZES, period.params())
-        activity = self.source.query(sql.COHORT_ACTIVITY, period.params())
-        last = sizes[0][2] if sizes else None  # the latest invoice date in the period
+        sizes: dict[datetime, int] = {}
         active: dict[datetime, dict[int, int]] = defaultdict(dict)
-        for cohort, month, customers in activity:
-            active[cohort][month_offset(cohort, month)] = customers
+        last = None  # the latest invoice date in the period
+        for cohort, month, customers in self.source.query(sql.COHORTS, period.params()):
+            if cohort is None:
+                last = month
+            elif month is None:
+                sizes[cohort] = customers
+            else:
+                active[cohort][month_offset(cohort, month)] = customers
         cohorts = []
-        for cohort, size, _last in sizes:
+        for cohort, size in sorted(sizes.items()):
             months = month_offset(cohort, last) + 1
             counts = [active[cohort].get(k, 0) for k in range(months)]
             cohorts.append({"cohort": cohort.strftime("%Y-%m"), "customers": size, "active": counts,

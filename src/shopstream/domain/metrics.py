@@ -2,21 +2,21 @@
 
 Two layers:
 
-- **Marts**: small tables derived from `fact_sales_line`, rebuilt by the warehouse's
-  writer whenever it publishes (`MART_DDL`, then `MART_REFRESH` in one transaction).
-  They are what makes every endpoint fast: a minute-level sales table (~23k rows for
-  541,909 lines), an invoice table (~26k rows), product names, and the top product of
-  every bucket at every grain.
-- **Queries**: one SELECT per metric over the marts (the fact table only for products
-  in an arbitrary period), with `:name` parameters; money comes back as integer thousandths (CAST(SUM(x) * 1000 AS
-  BIGINT): exact, and far cheaper to fetch than DECIMAL). `from`/`to` filter on invoice_date
-  (inclusive from, exclusive to); line-level metrics use each line's own date,
-  invoice-level ones the invoice date (the min over its lines, METRICS.md).
+- **Marts**: small tables derived from `fact_sales_line` and kept up to date by the
+  warehouse's writer (`MART_DDL` once, then `MART_REFRESH` in one transaction before it
+  publishes). They make every endpoint fast: sales per exact invoice timestamp (23,260
+  rows for 541,909 lines), invoices (25,900), product names, the top product of every
+  bucket at every grain, RFM scores over all the data.
+- **Queries**: one SELECT per metric over the marts (the fact table only for products in
+  an arbitrary period), with `:name` parameters. Money comes back as integer thousandths
+  (CAST(SUM(x) * 1000 AS BIGINT): exact, and far cheaper to fetch than DECIMAL).
+  `from`/`to` filter on invoice_date (inclusive from, exclusive to): line metrics use each
+  line's own date, invoice metrics the invoice date (the min over its lines, METRICS.md).
 
 Portability rules kept here: no engine-only functions; date_trunc units are literals
-(chosen from `GRAINS`, never from input); CAST rather than `::`; ratios, averages and
-RFM scores are computed in Python from exact counts and sums (engines differ in
-integer division and decimal scale). Ties are broken by codes and ids compared
+(chosen from `GRAINS`, never from input); CAST rather than `::`; ratios and averages are
+computed in Python from exact counts and sums (engines differ in integer division and
+decimal scale). Ties are broken by codes and ids compared
 byte-wise: DuckDB always does; PostgreSQL needs a database created with
 LC_COLLATE 'C' (Redshift compares byte-wise).
 """
@@ -39,7 +39,7 @@ LATEST = datetime(9999, 1, 1)
 # -- marts ---------------------------------------------------------------------------
 
 # Bump when a mart's shape or meaning changes: writers drop and rebuild marts of another version.
-MARTS_VERSION = 2
+MARTS_VERSION = 3
 
 MART_DDL = (
     # net revenue and its parts per exact invoice timestamp: every time grain rolls up from here
@@ -64,12 +64,19 @@ MART_DDL = (
         is_adjustment BOOLEAN NOT NULL,
         is_primary BOOLEAN NOT NULL,
         invoice_total DECIMAL(18,3) NOT NULL,
-        invoice_lines BIGINT NOT NULL
+        invoice_lines BIGINT NOT NULL,
+        is_customer_primary BOOLEAN NOT NULL
     )""",
     # the description most often used for each stock code (ties: smallest)
     """CREATE TABLE IF NOT EXISTS mart_product_name (
         stock_code VARCHAR(32) NOT NULL,
         description VARCHAR(200) NOT NULL
+    )""",
+    # every product ranked by units sold over all the data
+    """CREATE TABLE IF NOT EXISTS mart_top_products (
+        position INTEGER NOT NULL,
+        stock_code VARCHAR(32) NOT NULL,
+        quantity BIGINT NOT NULL
     )""",
     # the most sold product of every bucket at every grain, over all the data
     """CREATE TABLE IF NOT EXISTS mart_top_product_per_bucket (
@@ -99,7 +106,7 @@ MART_DDL = (
     )""",
 )
 
-MART_TABLES = ("mart_sales_by_time", "mart_invoice", "mart_product_name",
+MART_TABLES = ("mart_sales_by_time", "mart_invoice", "mart_product_name", "mart_top_products",
                "mart_top_product_per_bucket", "mart_rfm", "mart_meta")
 
 _SALE_PRODUCT = "is_sale AND NOT is_service"
@@ -219,16 +226,24 @@ GROUP BY date_trunc('{unit}', invoice_date)
 ORDER BY bucket"""
 
 
-TOP_PRODUCTS = f"""
-SELECT top.stock_code, COALESCE(names.description, ''), top.quantity
-FROM (
+def top_products(precomputed: bool) -> str:
+    """stock_code, description, quantity of the `:limit` most sold products.
+
+    `precomputed`: the ranking over all the data (the mart); otherwise over the period."""
+    if precomputed:
+        top = "(SELECT stock_code, quantity FROM mart_top_products WHERE position <= :limit) top"
+    else:
+        top = f"""(
     SELECT stock_code, SUM(quantity) AS quantity
     FROM {FACT_TABLE}
     WHERE {_SALE_PRODUCT} AND {_IN_RANGE}
     GROUP BY stock_code
     ORDER BY SUM(quantity) DESC, stock_code
     LIMIT :limit
-) top
+) top"""
+    return f"""
+SELECT top.stock_code, COALESCE(names.description, ''), top.quantity
+FROM {top}
 LEFT JOIN mart_product_name names ON names.stock_code = top.stock_code
 ORDER BY top.quantity DESC, top.stock_code"""
 
@@ -256,7 +271,7 @@ def _customer_figures(where: str = _IN_RANGE) -> str:
 SELECT customer_id,
        MIN(invoice_date) AS first_date,
        MAX(invoice_date) AS last_date,
-       COUNT(DISTINCT CASE WHEN NOT is_cancellation THEN invoice_no END) AS orders,
+       SUM(CASE WHEN is_customer_primary AND NOT is_cancellation THEN 1 ELSE 0 END) AS orders,
        CAST(SUM(total) * 1000 AS BIGINT) AS net_spend,
        CAST(SUM(CASE WHEN is_cancellation THEN total ELSE 0 END) * 1000 AS BIGINT) AS returns,
        CAST(SUM(gross_sales) * 1000 AS BIGINT) AS gross_sales
@@ -292,55 +307,55 @@ FROM (
 ) scored"""
 
 
-def _rfm_source(precomputed: bool) -> str:
-    return "mart_rfm" if precomputed else f"({_rfm_scores()}) scores"
-
-
-def rfm_segments(precomputed: bool) -> str:
-    """segment, customers, net spend. `precomputed`: the mart (all data, as of its last date)."""
+def rfm(precomputed: bool) -> str:
+    """One query, two kinds of rows. ('segment', name, customers, net spend) for every
+    segment with customers; ('customer', segment, recency, frequency, monetary, r, f, m,
+    customer_id) for the `:limit` biggest spenders (of segment `:segment`, or all for '').
+    `precomputed`: the mart (all the data, as of its latest date)."""
+    source = "mart_rfm" if precomputed else f"({_rfm_scores()}) computed"
     return f"""
-SELECT segment, COUNT(*), CAST(SUM(monetary) AS BIGINT)
-FROM {_rfm_source(precomputed)}
-GROUP BY segment"""
-
-
-def rfm_customers(precomputed: bool) -> str:
-    """The scores of the `:limit` biggest spenders (of segment `:segment`, or all for '')."""
-    return f"""
-SELECT customer_id, recency, frequency, monetary, r, f, m, segment
-FROM {_rfm_source(precomputed)}
-WHERE segment = :segment OR :segment = ''
-ORDER BY monetary DESC, customer_id
-LIMIT :limit"""
+WITH scores AS (SELECT customer_id, recency, frequency, monetary, r, f, m, segment FROM {source})
+SELECT 'segment', segment, COUNT(*), CAST(SUM(monetary) AS BIGINT), NULL, NULL, NULL, NULL, NULL
+FROM scores
+GROUP BY segment
+UNION ALL
+SELECT 'customer', segment, recency, frequency, monetary, r, f, m, customer_id
+FROM (
+    SELECT * FROM scores
+    WHERE segment = :segment OR :segment = ''
+    ORDER BY monetary DESC, customer_id
+    LIMIT :limit
+) top"""
 
 
 LATEST_INVOICE_DATE = f"SELECT MAX(invoice_date) FROM mart_sales_by_time WHERE {_IN_RANGE}"
 
-# each customer's cohort: the month of their first invoice (of any kind) in the period
-_FIRST_MONTH = f"""(
+COHORTS = f"""
+WITH first_month AS (
     SELECT customer_id, date_trunc('month', MIN(invoice_date)) AS cohort
     FROM mart_invoice
     WHERE {_IN_RANGE} AND customer_id IS NOT NULL
     GROUP BY customer_id
-) first_month"""
-
-COHORT_ACTIVITY = f"""
+)
+SELECT cohort, NULL, COUNT(*)
+FROM first_month
+GROUP BY cohort
+UNION ALL
 SELECT first_month.cohort, active.month, COUNT(*)
-FROM {_FIRST_MONTH}
+FROM first_month
 JOIN (
     SELECT DISTINCT customer_id, date_trunc('month', invoice_date) AS month
     FROM mart_invoice
     WHERE {_IN_RANGE} AND customer_id IS NOT NULL AND NOT is_cancellation
 ) active ON active.customer_id = first_month.customer_id
 GROUP BY first_month.cohort, active.month
-ORDER BY first_month.cohort, active.month"""
-"""cohort month, active month, customers of the cohort with an order in that month."""
-
-COHORT_SIZES = f"""
-SELECT cohort, COUNT(*), (SELECT MAX(invoice_date) FROM mart_invoice WHERE {_IN_RANGE})
-FROM {_FIRST_MONTH}
-GROUP BY cohort
-ORDER BY cohort"""
+UNION ALL
+SELECT NULL, MAX(invoice_date), NULL
+FROM mart_invoice
+WHERE {_IN_RANGE}"""
+"""Rows (cohort, NULL, customers in the cohort); (cohort, month, customers of the cohort
+with an order that month); and one (NULL, the latest invoice date in the period, NULL).
+A customer's cohort is the month of their first invoice (of any kind) in the period."""
 
 
 # -- refreshing the marts ------------------------------------------------------------
@@ -372,7 +387,8 @@ GROUP BY invoice_date""",
 SELECT invoice_no, customer_id, country, invoice_date, total, gross_sales, lines, is_cancellation, is_adjustment,
        ROW_NUMBER() OVER (PARTITION BY invoice_no ORDER BY customer_id NULLS LAST, country) = 1,
        SUM(total) OVER (PARTITION BY invoice_no),
-       SUM(lines) OVER (PARTITION BY invoice_no)
+       SUM(lines) OVER (PARTITION BY invoice_no),
+       ROW_NUMBER() OVER (PARTITION BY invoice_no, customer_id ORDER BY country) = 1
 FROM (
     SELECT line.invoice_no, line.customer_id, line.country, invoice.invoice_date,
            SUM(line.line_total) AS total,
@@ -398,6 +414,10 @@ SELECT stock_code, description FROM (
     ) used
 ) ranked
 WHERE position = 1""",
+    "DELETE FROM mart_top_products",
+    f"""INSERT INTO mart_top_products
+SELECT ROW_NUMBER() OVER (ORDER BY quantity DESC, stock_code), stock_code, quantity
+FROM (SELECT stock_code, SUM(quantity) AS quantity FROM {FACT_TABLE} WHERE {_SALE_PRODUCT} GROUP BY stock_code) sold""",
     *(statement for grain in GRAINS for statement in _top_product_refresh(grain)),
     "DELETE FROM mart_rfm",
     f"""INSERT INTO mart_rfm

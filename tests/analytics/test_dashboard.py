@@ -134,6 +134,24 @@ def test_new_lines_appear_without_a_reload(page, analytics_stack):
     assert page.locator("#status").inner_text().startswith("live · 541,911 lines")
 
 
+def test_a_date_range_filters_every_panel(page, reference_frame):
+    december = independent.in_period(reference_frame, "2011-12-01", "2011-12-10")
+    expected = independent.money(december["total"].sum()) + Decimal("251.00")  # with the streamed lines
+    page.fill("#from", "2011-12-01")
+    page.fill("#to", "2011-12-09")  # through the 9th: the API gets to=2011-12-10
+    page.dispatch_event("#to", "change")
+    page.wait_for_function("document.querySelector('#kpi-net-revenue .value').dataset.exact !== '9747998.934'")
+    page.wait_for_selector("body[data-state=ready]")
+    assert Decimal(kpi(page, "net-revenue")[1]) == expected
+    assert chart_data(page, "sales-chart")["labels"] == ["Dec 2011"]
+    products = chart_data(page, "products-chart")
+    top = independent.top_products(december, 1)[0]
+    assert products["codes"][0] == top[0] and products["values"][0] == top[2] + (10 if top[0] == "23843" else 0)
+    page.click("#all-time")
+    page.wait_for_function("document.querySelector('#kpi-net-revenue .value').dataset.exact === '9747998.934'")
+    page.wait_for_selector("body[data-state=ready]")
+
+
 def test_no_console_errors_and_a_screenshot(page):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"

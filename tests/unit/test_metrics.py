@@ -6,7 +6,14 @@ import duckdb
 import pytest
 
 from shopstream.adapters.local.warehouse import duckdb_sql
-from shopstream.domain.metrics import EARLIEST, LATEST, bucket_start, is_bucket_start, mean_milli, sales_per_period
+from shopstream.domain.metrics import (
+    EARLIEST,
+    LATEST,
+    bucket_start,
+    is_bucket_start,
+    mean_milli,
+    sales_per_period,
+)
 from shopstream.domain.rfm import SEGMENT_TABLE, SEGMENTS, segment, segment_sql
 
 AT = datetime(2011, 3, 6, 17, 42, 31)  # a Sunday

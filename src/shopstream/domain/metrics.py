@@ -364,8 +364,8 @@ def _top_product_refresh(grain: str) -> tuple[str, str]:
     since = f"date_trunc('{grain}', CAST(:since AS TIMESTAMP))"
     return (
         f"DELETE FROM mart_top_product_per_bucket WHERE grain = '{grain}' AND bucket >= {since}",
-        f"INSERT INTO mart_top_product_per_bucket SELECT '{grain}', bucket, stock_code, quantity FROM ("
-        f"{_top_product_per_bucket(grain, f' AND invoice_date >= {since}')}) top",
+        (f"INSERT INTO mart_top_product_per_bucket SELECT '{grain}', bucket, stock_code, quantity FROM ("
+         f"{_top_product_per_bucket(grain, f' AND invoice_date >= {since}')}) top"),
     )
 
 

@@ -25,7 +25,14 @@ import duckdb
 
 from shopstream.domain.columnar import EventTable
 from shopstream.domain.line import Totals
-from shopstream.domain.metrics import EARLIEST, MART_DDL, MART_REFRESH, MART_TABLES, MARTS_STATE, MARTS_VERSION
+from shopstream.domain.metrics import (
+    EARLIEST,
+    MART_DDL,
+    MART_REFRESH,
+    MART_TABLES,
+    MARTS_STATE,
+    MARTS_VERSION,
+)
 from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_DDL, FACT_TABLE, TOTALS_SQL
 from shopstream.ports import WarehouseNotReady
 

@@ -64,13 +64,17 @@ class Stack:
     def invoice_url(self) -> str:
         return f"http://127.0.0.1:{self.invoice_port}"
 
+    @property
+    def analytics_url(self) -> str:
+        return f"http://127.0.0.1:{self.analytics_port}"
+
     def start(self, timeout: float = 60) -> Stack:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "shopstream", "up"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
-        for url in (self.ingest_url, self.invoice_url):
+        for url in (self.ingest_url, self.invoice_url, self.analytics_url):
             while True:
                 try:
                     if httpx.get(url + "/health", timeout=1).status_code == 200:

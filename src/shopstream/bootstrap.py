@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from shopstream.config import Settings
-from shopstream.ports import DeadLetters, RawLake, Store, Stream, Warehouse
+from shopstream.ports import AnalyticsSource, DeadLetters, RawLake, Store, Stream, Warehouse
 
 
 class Container:
@@ -50,7 +50,8 @@ class Container:
         """The writer: only the warehouse-loader (or a bulk load) opens this."""
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
-        return DuckDBWarehouse(self.settings.warehouse_path, self.settings.snapshot_interval_seconds)
+        s = self.settings
+        return DuckDBWarehouse(s.warehouse_path, s.snapshot_interval_seconds, s.marts_interval_seconds)
 
     @cached_property
     def warehouse_reader(self) -> Warehouse:
@@ -58,7 +59,13 @@ class Container:
 
         return DuckDBSnapshotReader(self.settings.warehouse_path)
 
+    @cached_property
+    def analytics(self) -> AnalyticsSource:
+        """Read-only metric queries (analytics-api): the snapshot reader answers them."""
+        return self.warehouse_reader
+
     def close(self) -> None:
+        self.__dict__.pop("analytics", None)  # the warehouse reader, closed below
         for name in ("stream", "dead_letters", "lake", "store", "warehouse", "warehouse_reader"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()

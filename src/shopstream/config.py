@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     consumer_batch_size: int = 20_000
     consumer_poll_seconds: float = 0.05
     snapshot_interval_seconds: float = 1.0  # how often the warehouse publishes for readers
+    marts_interval_seconds: float = 5.0  # while loading, how often the analytics marts catch up
 
     @cached_property
     def stream_path(self) -> Path:

@@ -7,7 +7,7 @@ suite in tests/contract.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -127,6 +127,23 @@ class Warehouse(Protocol):
     def totals(self) -> Totals: ...
 
     def close(self) -> None: ...
+
+
+class AnalyticsSource(Protocol):
+    """Read-only SQL for the analytics API: the portable SELECTs of domain/metrics.py.
+
+    `sql` uses `:name` parameters (SQLAlchemy's `text()` spelling; adapters translate);
+    values are str, int, datetime. Rows come back as tuples: DECIMAL as Decimal,
+    TIMESTAMP as naive datetime. The marts it reads are refreshed by the warehouse's
+    writer (`metrics.MART_REFRESH`) before it makes new lines visible.
+    """
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        """Rows of one SELECT on the newest published data; WarehouseNotReady before any."""
+
+
+class WarehouseNotReady(RuntimeError):
+    """Nothing has been published to read yet (the API answers 503, Retry-After)."""
 
 
 class InvalidCursor(ValueError):

@@ -51,7 +51,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command()
 def service(
-    name: Annotated[str, typer.Argument(help="ingest-api, invoice-api, s3-archiver, dynamo-writer or warehouse-loader")],
+    name: Annotated[str, typer.Argument(help="ingest-api, invoice-api, analytics-api, s3-archiver, dynamo-writer or warehouse-loader")],
     host: Annotated[Optional[str], typer.Option(help="listen address (HTTP services)")] = None,
     port: Annotated[Optional[int], typer.Option(help="listen port (HTTP services)")] = None,
 ) -> None:
@@ -97,7 +97,7 @@ def _start_services(settings: Settings, restart: bool = True):
     supervisor.start()
     urls = _urls(settings)
     try:
-        wait_healthy([urls["ingest API"], urls["invoice API"]])
+        wait_healthy([urls["ingest API"], urls["invoice API"], urls["dashboard"]])
     except TimeoutError as error:
         supervisor.stop()
         raise _fail(str(error)) from None
@@ -109,6 +109,7 @@ def _urls(settings: Settings) -> dict[str, str]:
     return {
         "ingest API": f"http://{host}:{settings.ingest_port}",
         "invoice API": f"http://{host}:{settings.invoice_port}",
+        "dashboard": f"http://{host}:{settings.analytics_port}",
     }
 
 
@@ -118,6 +119,7 @@ def _print_urls(urls: dict[str, str]) -> None:
         ("ingest API", f"POST {urls['ingest API']}/transactions   docs: {urls['ingest API']}/docs"),
         ("invoice API", f"GET {urls['invoice API']}/invoices/536365   docs: {urls['invoice API']}/docs"),
         ("customers", f"GET {urls['invoice API']}/customers/17850/invoices"),
+        ("dashboard", f"{urls['dashboard']}/   analytics: {urls['dashboard']}/analytics/summary   docs: {urls['dashboard']}/docs"),
     ):
         console.print(f"  {label:<12} {line}", soft_wrap=True)
 

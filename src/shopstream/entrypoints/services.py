@@ -21,6 +21,7 @@ HTTP_SERVICES = {
     for s in (
         HttpService("ingest-api", "shopstream.entrypoints.ingest_api", lambda s: s.ingest_port),
         HttpService("invoice-api", "shopstream.entrypoints.invoice_api", lambda s: s.invoice_port),
+        HttpService("analytics-api", "shopstream.entrypoints.analytics_api", lambda s: s.analytics_port),
     )
 }
 CONSUMER_SERVICES = ("s3-archiver", "dynamo-writer", "warehouse-loader")

@@ -11,16 +11,30 @@ goes idle, so readers lag the loader by at most that interval.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from shopstream.domain.columnar import EventTable
 from shopstream.domain.line import Totals
+from shopstream.domain.metrics import (
+    EARLIEST,
+    MART_DDL,
+    MART_REFRESH,
+    MART_TABLES,
+    MARTS_STATE,
+    MARTS_VERSION,
+)
 from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_DDL, FACT_TABLE, TOTALS_SQL
+from shopstream.ports import WarehouseNotReady
 
 # Insert only event ids the table does not have yet (and each once per batch).
 _MERGE = f"""
@@ -43,15 +57,19 @@ QUALIFY row_number() OVER (PARTITION BY event_id) = 1
 class DuckDBWarehouse:
     """Writer: owns the database file. Use `DuckDBSnapshotReader` to read from elsewhere."""
 
-    def __init__(self, path: Path, snapshot_interval: float = 1.0) -> None:
+    def __init__(self, path: Path, snapshot_interval: float = 1.0, marts_interval: float = 5.0) -> None:
         self.path = path
         self.snapshot_path = snapshot_path_for(path)
         self.snapshot_interval = snapshot_interval
+        self.marts_interval = marts_interval
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(path))
         self._conn.execute(FACT_DDL)
-        self._dirty = not self.snapshot_path.exists()
+        behind = self._create_marts()
+        self._marts_stale_since: datetime | None = EARLIEST if behind else None
+        self._dirty = behind or not self.snapshot_path.exists()
         self._published_at = 0.0
+        self._marts_refreshed_at = 0.0
         self.publish()
 
     def write(self, table: EventTable) -> int:
@@ -60,6 +78,7 @@ class DuckDBWarehouse:
         conn = self._conn
         conn.register("batch", table)
         try:
+            earliest = conn.execute("SELECT MIN(invoice_date) FROM batch").fetchone()[0]
             conn.execute("BEGIN")
             new = conn.execute(_MERGE).fetchone()[0]
             conn.execute("COMMIT")
@@ -70,12 +89,23 @@ class DuckDBWarehouse:
             conn.unregister("batch")
         if new:
             self._dirty = True
-            if time.monotonic() - self._published_at >= self.snapshot_interval:
-                self.publish()
+            stale = self._marts_stale_since
+            self._marts_stale_since = earliest if stale is None else min(stale, earliest)
+            now = time.monotonic()
+            if now - self._published_at >= self.snapshot_interval:
+                # while lines keep coming, the marts catch up every marts_interval (their
+                # refresh costs more than a snapshot); publish() when idle always refreshes
+                self._publish(refresh=now - self._marts_refreshed_at >= self.marts_interval)
         return new
 
     def publish(self) -> None:
-        """Copy the checkpointed file to the snapshot path, atomically."""
+        """Bring the marts up to date, then copy the checkpointed file to the snapshot path, atomically."""
+        self._publish(refresh=True)
+
+    def _publish(self, refresh: bool) -> None:
+        if refresh and self._marts_stale_since is not None:
+            self.refresh_marts()
+            self._dirty = True
         if not self._dirty:
             return
         self._conn.execute("CHECKPOINT")
@@ -85,6 +115,41 @@ class DuckDBWarehouse:
         self._dirty = False
         self._published_at = time.monotonic()
 
+    def _create_marts(self) -> bool:
+        """Create the marts; True if they must be rebuilt (new, of another version, or behind
+        the facts after a crash between a write and a publish)."""
+        conn = self._conn
+        try:
+            version, built_from, lines = conn.execute(MARTS_STATE).fetchone()
+        except (duckdb.CatalogException, duckdb.BinderException):  # no marts, or older ones
+            version, built_from, lines = -1, None, None
+        if version not in (None, MARTS_VERSION):
+            for table in MART_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            version = None
+        for ddl in MART_DDL:
+            conn.execute(ddl)
+        return version is None or built_from != lines
+
+    def refresh_marts(self, since: datetime | None = None) -> None:
+        """Recompute what lines written since the last refresh changed (or everything from
+        `since` on), in one transaction."""
+        stale = self._marts_stale_since
+        since = stale if since is None else min(since, stale or since)
+        if since is None:
+            return
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            for statement in MART_REFRESH:
+                conn.execute(*_bind(statement, {"since": since}))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._marts_stale_since = None
+        self._marts_refreshed_at = time.monotonic()
+
     def totals(self) -> Totals:
         lines, amount = self._conn.execute(TOTALS_SQL).fetchone()
         return Totals(lines, int(amount * 1000))
@@ -92,6 +157,21 @@ class DuckDBWarehouse:
     def close(self) -> None:
         self.publish()
         self._conn.close()
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=256)
+def duckdb_sql(sql: str) -> tuple[str, frozenset[str]]:
+    """The domain's `:name` parameters in DuckDB's spelling, `$name`, and their names."""
+    return _PARAMETER.sub(r"$\1", sql), frozenset(_PARAMETER.findall(sql))
+
+
+def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    text, names = duckdb_sql(sql)
+    # DuckDB rejects unused parameters; SQLAlchemy ignores them, and so do we
+    return text, ({name: params[name] for name in names} if names else None)
 
 
 def snapshot_path_for(path: Path) -> Path:
@@ -128,6 +208,18 @@ class DuckDBSnapshotReader:
             cursor = self._conn.cursor()
         cursor.execute("USE warehouse")
         return cursor
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        conn = self.connection()
+        if conn is None:
+            raise WarehouseNotReady("the warehouse has published nothing yet: is the warehouse-loader running?")
+        try:
+            return conn.execute(*_bind(sql, params)).fetchall()
+        except (duckdb.CatalogException, duckdb.BinderException) as error:
+            # a snapshot from before these marts (the loader rebuilds them when it starts)
+            raise WarehouseNotReady(f"the published warehouse's marts are out of date ({error})") from None
+        finally:
+            conn.close()
 
     def write(self, table: EventTable) -> int:
         raise PermissionError("the warehouse snapshot is read-only; the warehouse-loader writes")

@@ -73,6 +73,10 @@ class Sender:
             else:
                 if response.status_code in (202, 422):
                     return response.json()
+                if response.status_code in (401, 403):
+                    raise SendError(f"the ingest API refused the key ({response.status_code}: "
+                                    f"{response.json().get('message', '')}); pass --api-key or set "
+                                    "SHOPSTREAM_API_KEY (`shopstream up` prints a development key)")
                 if response.status_code not in RETRY_STATUSES:
                     raise SendError(f"{response.status_code} from {self.endpoint}: {response.text[:500]}")
                 problem = f"HTTP {response.status_code}"

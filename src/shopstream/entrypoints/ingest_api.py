@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import zlib
 from datetime import datetime
 from typing import Any
@@ -13,11 +15,16 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from shopstream import metrics
+from shopstream.auth.keys import Principal
 from shopstream.bootstrap import Container
 from shopstream.domain.intake import take_in
 from shopstream.domain.line import FieldError
 from shopstream.domain.parsing import LineParser
-from shopstream.entrypoints.http import ApiError, FastJSONResponse, create_app
+from shopstream.entrypoints.http import ApiError, FastJSONResponse, create_app, require_scope
+from shopstream.observability import request_id_var
+
+log = logging.getLogger("shopstream.ingest")
 
 JSON_TYPES = {"", "application/json", "text/plain", "text/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl",
@@ -124,26 +131,49 @@ def build_app(container: Container | None = None):
     zone = ZoneInfo(settings.shop_timezone)
     app = create_app(
         "ingest-api",
+        container,
+        readiness={
+            "stream": lambda: container.stream.status(["ingest-api"]),
+            "dead_letters": lambda: container.dead_letters.count(),
+        },
         title="shopstream ingest API",
         description="Accepts transaction lines; every accepted line reaches the raw lake, "
         "the operational store and the warehouse exactly once.",
     )
     app.state.container = container
 
-    def accept(raws: list[Any], broken: dict[int, FieldError], key: str | None) -> tuple[int, dict]:
+    def accept(
+        raws: list[Any], broken: dict[int, FieldError], key: str | None, request_id: str, key_id: str
+    ) -> tuple[int, dict]:
         received_at = datetime.now(zone).replace(tzinfo=None)
-        intake = take_in(raws, parse, received_at, "http", idempotency_key=key, pre_rejected=broken)
+        # the request id travels with every line as its source, into every sink
+        source = f"http:{request_id}"
+        intake = take_in(raws, parse, received_at, source, idempotency_key=key, pre_rejected=broken)
         try:
+            started = time.perf_counter()
             appended = container.stream.append(intake.events)
+            metrics.STREAM_APPEND_SECONDS.observe(time.perf_counter() - started)
             container.dead_letters.write(intake.dead_letters)
         except Exception as error:
+            log.error("could not store a request's lines durably (%s: %s); answered 503",
+                      type(error).__name__, error, extra={"request_id": request_id})
             raise ApiError(
                 503, "unavailable", f"the lines could not be stored durably ({type(error).__name__}); "
                 "nothing from this request was accepted, retry it", headers={"Retry-After": "1"},
             ) from error
+        duplicates = len(intake.events) - appended.appended
+        metrics.INGEST_REQUEST_LINES.observe(len(raws))
+        metrics.INGEST_LINES.labels("accepted").inc(appended.appended)
+        metrics.INGEST_LINES.labels("duplicate").inc(duplicates)
+        metrics.INGEST_LINES.labels("rejected").inc(len(intake.dead_letters))
+        metrics.DEAD_LETTERS.labels("http").inc(len(intake.dead_letters))
+        log.info("accepted %d lines (%d duplicates, %d rejected)", appended.appended, duplicates,
+                 len(intake.dead_letters), extra={"request_id": request_id, "fields": {
+                     "key_id": key_id, "accepted": appended.appended, "duplicates": duplicates,
+                     "rejected": len(intake.dead_letters)}})
         body = {
             "accepted": appended.appended,
-            "duplicates": len(intake.events) - appended.appended,
+            "duplicates": duplicates,
             "rejected": len(intake.dead_letters),
             "event_ids": intake.event_ids,
             "rejections": intake.rejection_report(),
@@ -165,11 +195,14 @@ def build_app(container: Container | None = None):
             400: {"model": ErrorBody, "description": "Malformed body"},
             413: {"model": ErrorBody, "description": "Body or line count over the limit"},
             415: {"model": ErrorBody, "description": "Unsupported media type or encoding"},
+            401: {"model": ErrorBody, "description": "No valid API key"},
+            403: {"model": ErrorBody, "description": "The key lacks the ingest:write scope"},
             422: {"model": IngestResult, "description": "Every line was rejected"},
+            429: {"model": ErrorBody, "description": "Rate limit exceeded; see Retry-After"},
             503: {"model": ErrorBody, "description": "The stream is unavailable; retry"},
         },
     )
-    async def post_transactions(request: Request) -> FastJSONResponse:
+    async def post_transactions(request: Request, caller: Principal = require_scope("ingest:write")) -> FastJSONResponse:
         limit = settings.max_body_bytes
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         is_ndjson = media_type in NDJSON_TYPES
@@ -209,7 +242,7 @@ def build_app(container: Container | None = None):
         if len(raws) > settings.max_lines_per_request:
             raise ApiError(413, "payload_too_large",
                            f"{len(raws):,} lines; at most {settings.max_lines_per_request:,} per request")
-        status, result = await run_in_threadpool(accept, raws, broken, key)
+        status, result = await run_in_threadpool(accept, raws, broken, key, request_id_var.get(), caller.key_id)
         return FastJSONResponse(result, status)
 
     return app

@@ -50,7 +50,9 @@ class DuckDBWarehouse:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(path))
         self._conn.execute(FACT_DDL)
-        self._dirty = not self.snapshot_path.exists()
+        # Publish once on start: a loader killed after a commit but before publishing
+        # would otherwise leave readers on an older snapshot until new lines arrive.
+        self._dirty = True
         self._published_at = 0.0
         self.publish()
 

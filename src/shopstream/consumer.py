@@ -67,8 +67,10 @@ class ConsumerState:
         self.failing: str | None = None
 
     def check(self) -> None:
+        from shopstream.entrypoints.http import NotReady
+
         if self.failing:
-            raise RuntimeError(self.failing)
+            raise NotReady(self.failing)
 
 
 def describe_failure(error: Exception) -> str:

@@ -50,6 +50,10 @@ class ApiError(Exception):
         self.extra = extra
 
 
+class NotReady(Exception):
+    """Raised by a readiness check; its message is the reason /ready shows."""
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "message": message, **extra}
 
@@ -179,6 +183,8 @@ def create_app(
                 return "ok"
             except asyncio.TimeoutError:
                 return f"no answer within {READY_TIMEOUT_SECONDS:.0f}s"
+            except NotReady as reason:
+                return str(reason)
             except Exception as error:
                 return f"{type(error).__name__}: {str(error)[:200]}"
 

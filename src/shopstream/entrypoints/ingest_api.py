@@ -150,10 +150,12 @@ def build_app(container: Container | None = None):
         source = f"http:{request_id}"
         intake = take_in(raws, parse, received_at, source, idempotency_key=key, pre_rejected=broken)
         try:
+            # Dead letters first: if the append then fails, the 503 below is true
+            # (nothing accepted), and a retry rewrites the same dead letters.
+            container.dead_letters.write(intake.dead_letters)
             started = time.perf_counter()
             appended = container.stream.append(intake.events)
             metrics.STREAM_APPEND_SECONDS.observe(time.perf_counter() - started)
-            container.dead_letters.write(intake.dead_letters)
         except Exception as error:
             log.error("could not store a request's lines durably (%s: %s); answered 503",
                       type(error).__name__, error, extra={"request_id": request_id})

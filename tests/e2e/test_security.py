@@ -58,7 +58,8 @@ def create_key(stack, *args: str) -> str:
     key = result.stdout.strip()
     CREATED.append(key)
     # running services pick up new keys from the keys file within seconds
-    assert wait_for(lambda: httpx.get(stack.ingest_url + "/openapi.json", headers=bearer(key)).status_code != 401)
+    for base in (stack.ingest_url, stack.invoice_url, *map(stack.ops_url, stack.CONSUMERS)):
+        assert wait_for(lambda: httpx.get(base + "/openapi.json", headers=bearer(key)).status_code != 401)
     return key
 
 

@@ -71,6 +71,16 @@ class Stack:
     def ops_url(self, consumer: str) -> str:
         return f"http://127.0.0.1:{self.ops_ports[consumer]}"
 
+    def service_urls(self) -> dict[str, str]:
+        """Every service's base URL: each HTTP API in the registry, and each consumer's ops server."""
+        from shopstream.config import Settings
+        from shopstream.entrypoints.services import HTTP_SERVICES
+
+        settings = Settings(ingest_port=self.ingest_port, invoice_port=self.invoice_port,
+                            analytics_port=self.analytics_port)
+        apis = {name: f"http://127.0.0.1:{service.port(settings)}" for name, service in HTTP_SERVICES.items()}
+        return apis | {name: self.ops_url(name) for name in self.CONSUMERS}
+
     def service_process(self, name: str):
         """The running process of one service (`python -m shopstream service NAME`)."""
         import psutil

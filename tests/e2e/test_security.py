@@ -58,7 +58,7 @@ def create_key(stack, *args: str) -> str:
     key = result.stdout.strip()
     CREATED.append(key)
     # running services pick up new keys from the keys file within seconds
-    for base in (stack.ingest_url, stack.invoice_url, *map(stack.ops_url, stack.CONSUMERS)):
+    for base in stack.service_urls().values():
         assert wait_for(lambda: httpx.get(base + "/openapi.json", headers=bearer(key)).status_code != 401)
     return key
 
@@ -66,8 +66,7 @@ def create_key(stack, *args: str) -> str:
 def every_endpoint(stack) -> list[tuple[str, str]]:
     """(method, url) of every route each service documents, plus the docs themselves."""
     out = []
-    bases = [stack.ingest_url, stack.invoice_url, *map(stack.ops_url, stack.CONSUMERS)]
-    for base in bases:
+    for base in stack.service_urls().values():
         schema = httpx.get(base + "/openapi.json", headers=stack.auth).json()
         for path, operations in schema["paths"].items():
             concrete = re.sub(r"\{[^}]+\}", "536365", path)

@@ -46,7 +46,8 @@ def main() -> None:
             ends = time.monotonic() + args.minutes * 60
             expected_lines, round_no = 0, 0
             # one monkey for the whole soak: kills land during sends and during catch-up alike
-            monkey = ChaosMonkey(supervisor.pid, ALL_SERVICES, rng, pause=args.pause, max_kills=1_000_000).start()
+            monkey = ChaosMonkey(supervisor.pid, ALL_SERVICES, rng, pause=args.pause, max_kills=1_000_000,
+                                 one_at_a_time=True).start()
             while time.monotonic() < ends:
                 round_no += 1
                 path = Path(tmp) / f"round-{round_no}.csv.gz"

@@ -33,6 +33,16 @@ def reference_file() -> Path:
     )
 
 
+def wait_for(check, timeout: float = 20.0, interval: float = 0.1):
+    """Poll `check` until it returns something truthy or the time is up; returns its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -32,6 +32,9 @@ class ChaosMonkey:
     rng: random.Random
     pause: tuple[float, float] = (1.5, 4.5)  # seconds between kills, uniformly drawn
     max_kills: int = 10
+    # kill only while every service runs: a long soak must not starve the system, since
+    # the supervisor's restart delay grows while a service keeps dying within a minute
+    one_at_a_time: bool = False
     kills: list[Kill] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -53,6 +56,8 @@ class ChaosMonkey:
         self.rng.shuffle(order)
         while len(self.kills) < self.max_kills and not self._stop.wait(self.rng.uniform(*self.pause)):
             running = {name: pid for name in self.services if (pid := self.pid_of(name))}
+            if self.one_at_a_time and len(running) < len(self.services):
+                continue
             preferred = [n for n in order if n in running] if order else list(running)
             if not preferred:
                 continue

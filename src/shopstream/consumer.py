@@ -119,7 +119,8 @@ def run_consumer(
                     state.failing = describe_failure(error)
                     metrics.SINK_WRITE_FAILURES.labels(spec.name, type(error).__name__).inc()
                     log.warning(
-                        "%s: sink write failed, checkpoint kept at the batch before %s; retrying in %.1fs: %s",
+                        "%s: sink write failed, checkpoint kept at the batch before %s; "
+                        "retrying in %.1fs: %s",
                         spec.name, batch.batch_id, backoff, state.failing,
                     )
                     if stop.wait(backoff):

@@ -10,6 +10,8 @@ import orjson
 import psutil
 import pytest
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.e2e
 
 LINE = {"InvoiceNo": 536365, "StockCode": "85123A", "Description": "X", "Quantity": 6,
@@ -19,14 +21,6 @@ LINE = {"InvoiceNo": 536365, "StockCode": "85123A", "Description": "X", "Quantit
 def post(stack, body: bytes, **headers) -> httpx.Response:
     return httpx.post(f"{stack.ingest_url}/transactions", content=body, headers=stack.auth | headers, timeout=30)
 
-
-def wait_for(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def test_a_pandas_row_with_no_content_type_is_accepted(stack):

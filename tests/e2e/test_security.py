@@ -14,6 +14,8 @@ import pytest
 
 from shopstream.adapters.local.warehouse import DuckDBSnapshotReader
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.e2e
 
 LINE = {"StockCode": "85123A", "Description": "X", "Quantity": 6, "InvoiceDate": "12/1/2010 8:26",
@@ -28,14 +30,6 @@ LINES = [
 
 CREATED: list[str] = []  # every key this module made: none may appear in a service's log
 
-
-def wait_for(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -15,18 +15,10 @@ import orjson
 import pytest
 
 from shopstream.generate import write_csv
-from tests.conftest import Stack
+from tests.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
-
-def wait_for(check, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 def metric(stack: Stack, url: str, name: str, **labels: str) -> float | None:
@@ -79,17 +71,17 @@ def test_a_locked_store_backs_off_lag_grows_nothing_lost_then_catches_up(tmp_pat
         try:
             send(stack, generated(stack, tmp_path, 4000, 2))
             assert wait_for(lambda: (metric(stack, writer, "shopstream_sink_write_failures_total",
-                                            group="dynamo-writer") or 0) >= 2)
+                                            group="dynamo-writer") or 0) >= 2, 60)
             lag_before = metric(stack, writer, "shopstream_consumer_lag_events", group="dynamo-writer")
             send(stack, generated(stack, tmp_path, 3000, 3))
             assert wait_for(lambda: metric(stack, writer, "shopstream_consumer_lag_events",
-                                           group="dynamo-writer") > lag_before)
+                                           group="dynamo-writer") > lag_before, 60)
             assert lag_before > 0
             ready = httpx.get(writer + "/ready", headers=stack.auth)
             assert ready.status_code == 503
             assert ready.json()["checks"]["sink"] == "OperationalError: database is locked"
             # the other sinks are not held back
-            assert wait_for(lambda: lag(stack, "s3-archiver") == 0 == lag(stack, "warehouse-loader"))
+            assert wait_for(lambda: lag(stack, "s3-archiver") == 0 == lag(stack, "warehouse-loader"), 60)
             status = groups(stack)
             assert status["dynamo-writer"][1] == 7000  # lines of the last two files
         finally:
@@ -128,7 +120,7 @@ def test_a_full_lake_disk_is_a_clear_error_and_moves_no_checkpoint(tmp_path):
             send(stack, generated(stack, tmp_path, 20_000, 2))
             archiver = stack.ops_url("s3-archiver")
             assert wait_for(lambda: "full" in httpx.get(archiver + "/ready", headers=stack.auth).text, 60)
-            assert wait_for(lambda: lag(stack, "dynamo-writer") == 0 == lag(stack, "warehouse-loader"))
+            assert wait_for(lambda: lag(stack, "dynamo-writer") == 0 == lag(stack, "warehouse-loader"), 60)
             time.sleep(2)  # a few more failed attempts
             assert groups(stack)["s3-archiver"] == (checkpoint, 20_000)  # no checkpoint advance
             assert not list(lake.rglob("*.tmp-*")), "a partial object was left behind"
@@ -170,7 +162,7 @@ def test_sigterm_drains_in_flight_work_and_every_service_exits_0(tmp_path):
 
         # Consumers in the middle of their batches, and invoice-api: SIGTERM, each exits 0.
         # (Paused while the lines arrive, so each has a backlog when it resumes.)
-        assert wait_for(lambda: stack.service_process("ingest-api"))
+        assert wait_for(lambda: stack.service_process("ingest-api"), 60)
         consumers = {name: stack.service_process(name) for name in stack.CONSUMERS}
         for process in consumers.values():
             process.suspend()

@@ -122,7 +122,11 @@ def test_every_route_of_every_service_declares_its_scope(service, tmp_path):
 
 
 def test_a_route_without_a_scope_is_caught(tmp_path):
-    app = create_app("x", Container(Settings(data_dir=tmp_path)))
+    app = create_app("x", Container(Settings(data_dir=tmp_path)), public_paths=("/", "/static/"))
+
+    @app.get("/")
+    def page() -> dict:  # declared public: a page that holds no data
+        return {}
 
     @app.get("/open")
     def forgot() -> dict:
@@ -133,3 +137,27 @@ def test_a_route_without_a_scope_is_caught(tmp_path):
         return {}
 
     assert undeclared_routes(app) == ["['GET'] /open"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # starlette's TestClient on httpx
+def test_public_paths_are_open_and_everything_else_needs_a_key(tmp_path):
+    from fastapi.testclient import TestClient
+
+    app = create_app("x", Container(Settings(data_dir=tmp_path)), public_paths=("/", "/static/"))
+
+    @app.get("/")
+    def page() -> dict:
+        return {"page": True}
+
+    @app.get("/static/app.js")
+    def asset() -> dict:
+        return {"asset": True}
+
+    @app.get("/staticky", dependencies=[require_scope("analytics:read")])
+    def data() -> dict:
+        return {}
+
+    client = TestClient(app)
+    assert client.get("/").status_code == client.get("/static/app.js").status_code == 200
+    assert client.get("/staticky").status_code == client.get("/metrics").status_code == 401
+    assert client.get("/docs").status_code == 401

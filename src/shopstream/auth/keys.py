@@ -87,7 +87,8 @@ class Principal:
 
     @classmethod
     def of(cls, record: KeyRecord) -> Principal:
-        return cls(record.id, frozenset(record.scopes), record.customer_id, record.rate_per_second, record.burst)
+        return cls(record.id, frozenset(record.scopes), record.customer_id,
+                   record.rate_per_second, record.burst)
 
 
 ANONYMOUS_ADMIN = Principal("auth-off", frozenset({ADMIN}))

@@ -21,6 +21,7 @@ from shopstream import metrics
 from shopstream.auth.keyring import KeyRing
 from shopstream.auth.keys import ANONYMOUS_ADMIN, Principal
 from shopstream.auth.ratelimit import RateLimiter
+from shopstream.entrypoints.http import is_public
 from shopstream.observability import accept_request_id, request_id_var
 
 log = logging.getLogger("shopstream.http")
@@ -30,7 +31,9 @@ _JSON = (b"content-type", b"application/json")
 
 
 class FrontDoor:
-    def __init__(self, app: Any, keyring: KeyRing | None, settings: Any, public_paths: frozenset[str]) -> None:
+    def __init__(
+        self, app: Any, keyring: KeyRing | None, settings: Any, public_paths: frozenset[str]
+    ) -> None:
         self.app = app
         self.keyring = keyring  # None: auth is off (SHOPSTREAM_AUTH_ENABLED=false)
         self.public_paths = public_paths
@@ -66,13 +69,14 @@ class FrontDoor:
         started = time.perf_counter()
         metrics.HTTP_IN_FLIGHT.inc()
         try:
-            if scope["path"] not in self.public_paths:
+            if not is_public(scope["path"], self.public_paths):
                 principal = self._authenticate(authorization, api_key)
                 if principal is None:
                     reason = "missing" if authorization is None and api_key is None else "invalid"
                     metrics.AUTH_REJECTIONS.labels(reason).inc()
                     message = (
-                        "this endpoint needs an API key: send Authorization: Bearer <key> (or X-API-Key: <key>)"
+                        "this endpoint needs an API key: "
+                        "send Authorization: Bearer <key> (or X-API-Key: <key>)"
                         if reason == "missing" else "the API key is not valid (unknown, revoked or mistyped)"
                     )
                     await _reject(send_with_headers, 401, "unauthorized", message,
@@ -80,7 +84,8 @@ class FrontDoor:
                     return
                 scope.setdefault("state", {})["principal"] = principal
                 if self.limiter is not None and principal is not ANONYMOUS_ADMIN:
-                    decision = self.limiter.check(principal.key_id, principal.rate_per_second, principal.burst)
+                    decision = self.limiter.check(
+                        principal.key_id, principal.rate_per_second, principal.burst)
                     extra_headers.extend(decision.headers())
                     if not decision.allowed:
                         metrics.RATE_LIMITED.labels(principal.key_id).inc()

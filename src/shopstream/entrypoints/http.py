@@ -98,21 +98,29 @@ def declared_scope(route: APIRoute) -> str | None:
 
 def undeclared_routes(app: FastAPI) -> list[str]:
     """API routes that declare no scope: a new endpoint must say who may call it."""
+    public = getattr(app.state, "public_paths", PUBLIC_PATHS)
     return [
         f"{sorted(route.methods)} {route.path}"
         for route in app.routes
-        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS and declared_scope(route) is None
+        if isinstance(route, APIRoute) and not is_public(route.path, public) and declared_scope(route) is None
     ]
+
+
+def is_public(path: str, public: frozenset[str]) -> bool:
+    """Exact paths, or prefixes written with a trailing slash ("/static/")."""
+    return path in public or any(p.endswith("/") and p != "/" and path.startswith(p) for p in public)
 
 
 Readiness = dict[str, Callable[[], Any]]
 
 
 def create_app(
-    service: str, container: Any = None, readiness: Readiness | None = None, **kwargs: Any
+    service: str, container: Any = None, readiness: Readiness | None = None,
+    public_paths: tuple[str, ...] = (), **kwargs: Any,
 ) -> FastAPI:
     """The shared HTTP layer. `readiness` names the dependencies /ready checks (each a call
-    that raises when the dependency is unreachable)."""
+    that raises when the dependency is unreachable); `public_paths` are served without a
+    key (pages and static assets that hold no data, e.g. ("/", "/static/"))."""
     from shopstream.bootstrap import Container
     from shopstream.entrypoints.frontdoor import FrontDoor
 
@@ -120,7 +128,8 @@ def create_app(
     settings = container.settings
     app = FastAPI(default_response_class=FastJSONResponse, **kwargs)
     metrics.SERVICE.info({"service": service})
-    public = PUBLIC_PATHS | (DOCS_PATHS if settings.public_docs else frozenset())
+    public = PUBLIC_PATHS | frozenset(public_paths) | (DOCS_PATHS if settings.public_docs else frozenset())
+    app.state.public_paths = public
     app.add_middleware(
         FrontDoor, keyring=container.keyring if settings.auth_enabled else None, settings=settings,
         public_paths=public,
@@ -192,7 +201,8 @@ def create_app(
         failing = sorted(name for name, result in results.items() if result != "ok")
         if failing:
             return FastJSONResponse(
-                error_body("unavailable", f"not ready: {', '.join(failing)}", service=service, checks=results),
+                error_body("unavailable", f"not ready: {', '.join(failing)}",
+                           service=service, checks=results),
                 503, headers={"Retry-After": "1"},
             )
         return FastJSONResponse({"status": "ready", "service": service, "checks": results})

@@ -204,7 +204,9 @@ def build_app(container: Container | None = None):
             503: {"model": ErrorBody, "description": "The stream is unavailable; retry"},
         },
     )
-    async def post_transactions(request: Request, caller: Principal = require_scope("ingest:write")) -> FastJSONResponse:
+    async def post_transactions(
+        request: Request, caller: Principal = require_scope("ingest:write")
+    ) -> FastJSONResponse:
         limit = settings.max_body_bytes
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         is_ndjson = media_type in NDJSON_TYPES
@@ -244,7 +246,8 @@ def build_app(container: Container | None = None):
         if len(raws) > settings.max_lines_per_request:
             raise ApiError(413, "payload_too_large",
                            f"{len(raws):,} lines; at most {settings.max_lines_per_request:,} per request")
-        status, result = await run_in_threadpool(accept, raws, broken, key, request_id_var.get(), caller.key_id)
+        status, result = await run_in_threadpool(
+            accept, raws, broken, key, request_id_var.get(), caller.key_id)
         return FastJSONResponse(result, status)
 
     return app

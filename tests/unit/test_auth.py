@@ -139,7 +139,7 @@ def test_a_route_without_a_scope_is_caught(tmp_path):
     assert undeclared_routes(app) == ["['GET'] /open"]
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # starlette's TestClient on httpx
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # the library's own notice
 def test_public_paths_are_open_and_everything_else_needs_a_key(tmp_path):
     from fastapi.testclient import TestClient
 

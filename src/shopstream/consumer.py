@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from shopstream import metrics
 from shopstream.bootstrap import Container
+from shopstream.observability import NotReady
 from shopstream.ports import Batch
 
 log = logging.getLogger("shopstream.consumer")
@@ -67,8 +68,6 @@ class ConsumerState:
         self.failing: str | None = None
 
     def check(self) -> None:
-        from shopstream.entrypoints.http import NotReady
-
         if self.failing:
             raise NotReady(self.failing)
 

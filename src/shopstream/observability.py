@@ -24,6 +24,10 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
+class NotReady(Exception):
+    """Raised by a readiness check (/ready); its message is the reason shown."""
+
+
 def new_request_id() -> str:
     return os.urandom(12).hex()
 

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopstream import metrics
 from shopstream.auth.keys import Principal
+from shopstream.observability import NotReady
 
 log = logging.getLogger("shopstream.http")
 
@@ -48,10 +49,6 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
         self.extra = extra
-
-
-class NotReady(Exception):
-    """Raised by a readiness check; its message is the reason /ready shows."""
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def build_app(container: Container | None = None):
     app = create_app(
         "ingest-api",
         container,
-        readiness={
+        readiness={  # the cheapest reads each port offers
             "stream": lambda: container.stream.status(["ingest-api"]),
             "dead_letters": lambda: container.dead_letters.count(),
         },

@@ -22,7 +22,7 @@ from shopstream.entrypoints.services import HTTP_SERVICES
 pytestmark = pytest.mark.e2e
 
 SERVICES = (*HTTP_SERVICES, "dynamo-writer")  # dynamo-writer: a consumer's ops server
-EXAMPLES = int(os.environ.get("SHOPSTREAM_SCHEMATHESIS_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("SHOPSTREAM_SCHEMATHESIS_EXAMPLES", "60"))
 RAN: dict[str, int] = {}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import socket
 import sqlite3
-import time
 
 import httpx
 import orjson
@@ -51,10 +50,23 @@ def create_key(stack, *args: str) -> str:
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip()
     CREATED.append(key)
-    # running services pick up new keys from the keys file within seconds
-    for base in stack.service_urls().values():
-        assert wait_for(lambda: httpx.get(base + "/openapi.json", headers=bearer(key)).status_code != 401)
     return key
+
+
+@pytest.fixture(scope="module")
+def keys(stack) -> dict[str, str]:
+    """Every key the tests use, made at once; running services pick them up within seconds."""
+    made = {
+        "ingest": create_key(stack, "--scope", "ingest:write", "--name", "shop backend"),
+        "reader": create_key(stack, "--scope", "invoices:read"),
+        "monitor": create_key(stack, "--scope", "metrics:read"),
+        "customer": create_key(stack, "--customer", "17850"),
+        "limited": create_key(stack, "--scope", "invoices:read", "--rate", "1", "--burst", "2"),
+        "revoked": create_key(stack, "--scope", "invoices:read"),
+    }
+    for base in stack.service_urls().values():
+        assert wait_for(lambda: httpx.get(base + "/openapi.json", headers=bearer(made["reader"])).status_code != 401)
+    return made
 
 
 def every_endpoint(stack) -> list[tuple[str, str]]:
@@ -93,11 +105,9 @@ def test_the_dev_key_is_stored_hashed_only(stack):
     assert (stack.data_dir / "dev-api-key").stat().st_mode & 0o777 == 0o600
 
 
-def test_scopes(loaded):
+def test_scopes(loaded, keys):
     stack = loaded
-    ingest_only = create_key(stack, "--scope", "ingest:write", "--name", "shop backend")
-    reader = create_key(stack, "--scope", "invoices:read")
-    monitor = create_key(stack, "--scope", "metrics:read")
+    ingest_only, reader, monitor = keys["ingest"], keys["reader"], keys["monitor"]
     post = lambda key: httpx.post(stack.ingest_url + "/transactions", headers=bearer(key),  # noqa: E731
                                   content=orjson.dumps(LINES[0]))
     get = lambda key, url: httpx.get(url, headers=bearer(key))  # noqa: E731
@@ -114,9 +124,9 @@ def test_scopes(loaded):
     assert "shop backend" in listing and "ingest:write" in listing
 
 
-def test_a_customer_token_reads_only_its_own_customer(loaded):
+def test_a_customer_token_reads_only_its_own_customer(loaded, keys):
     stack = loaded
-    token = create_key(stack, "--customer", "17850")
+    token = keys["customer"]
     get = lambda path: httpx.get(stack.invoice_url + path, headers=bearer(token))  # noqa: E731
     assert get("/customers/17850").json()["customer_id"] == "17850"
     page = get("/customers/17850/invoices").json()
@@ -138,9 +148,8 @@ def test_a_customer_token_reads_only_its_own_customer(loaded):
     assert httpx.get(stack.invoice_url + "/invoices/536400", headers=stack.auth).status_code == 200
 
 
-def test_rate_limit_per_key(stack):
-    key = create_key(stack, "--scope", "invoices:read", "--rate", "1", "--burst", "2")
-    time.sleep(2.2)  # create_key's checks spent tokens; let the bucket fill up again
+def test_rate_limit_per_key(stack, keys):
+    key = keys["limited"]  # never used before: its bucket is full
     responses = [httpx.get(stack.invoice_url + "/customers/99999", headers=bearer(key)) for _ in range(3)]
     assert [r.status_code for r in responses] == [404, 404, 429]
     limited = responses[2]
@@ -153,8 +162,9 @@ def test_rate_limit_per_key(stack):
     assert httpx.get(stack.invoice_url + "/customers/99999", headers=stack.auth).status_code == 404
 
 
-def test_a_revoked_key_stops_working(stack):
-    key = create_key(stack, "--scope", "invoices:read")
+def test_a_revoked_key_stops_working(stack, keys):
+    key = keys["revoked"]
+    assert httpx.get(stack.invoice_url + "/customers/1", headers=bearer(key)).status_code == 404
     key_id = key.split("_")[1]
     assert stack.cli("keys", "revoke", key_id).returncode == 0
     assert wait_for(lambda: httpx.get(stack.invoice_url + "/customers/1", headers=bearer(key)).status_code == 401)
@@ -220,7 +230,7 @@ def test_the_request_id_follows_each_line_into_every_sink_and_log(loaded):
     assert {"ingest-api", "s3-archiver", "dynamo-writer", "warehouse-loader"} <= {doc["service"] for doc in logs}
 
 
-def test_keys_are_never_logged(loaded):
+def test_keys_are_never_logged(loaded, keys):
     stack = loaded
     log = stack.log_path.read_text()
     secrets = [key.split("_", 2)[2] for key in (stack.api_key, *CREATED)]

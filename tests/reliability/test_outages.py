@@ -64,16 +64,16 @@ def test_a_locked_store_backs_off_lag_grows_nothing_lost_then_catches_up(tmp_pat
     stack = Stack(tmp_path / "data", tmp_path / "up.log", SHOPSTREAM_SQLITE_BUSY_TIMEOUT_SECONDS="0.5").start()
     writer = stack.ops_url("dynamo-writer")
     try:
-        send(stack, generated(stack, tmp_path, 5000, 1))
+        send(stack, generated(stack, tmp_path, 2000, 1))
         verified(stack)
         lock = sqlite3.connect(stack.data_dir / "store.sqlite3", isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")  # the store is "down": no writer gets in
         try:
-            send(stack, generated(stack, tmp_path, 4000, 2))
+            send(stack, generated(stack, tmp_path, 2000, 2))
             assert wait_for(lambda: (metric(stack, writer, "shopstream_sink_write_failures_total",
                                             group="dynamo-writer") or 0) >= 2, 60)
             lag_before = metric(stack, writer, "shopstream_consumer_lag_events", group="dynamo-writer")
-            send(stack, generated(stack, tmp_path, 3000, 3))
+            send(stack, generated(stack, tmp_path, 1000, 3))
             assert wait_for(lambda: metric(stack, writer, "shopstream_consumer_lag_events",
                                            group="dynamo-writer") > lag_before, 60)
             assert lag_before > 0
@@ -83,12 +83,12 @@ def test_a_locked_store_backs_off_lag_grows_nothing_lost_then_catches_up(tmp_pat
             # the other sinks are not held back
             assert wait_for(lambda: lag(stack, "s3-archiver") == 0 == lag(stack, "warehouse-loader"), 60)
             status = groups(stack)
-            assert status["dynamo-writer"][1] == 7000  # lines of the last two files
+            assert status["dynamo-writer"][1] == 3000  # lines of the last two files
         finally:
             lock.execute("ROLLBACK")
             lock.close()
         out = verified(stack)
-        assert "operational store │ 12,000" in re.sub(r"\s+│", " │", out)
+        assert "operational store │ 5,000" in re.sub(r"\s+│", " │", out)
         assert httpx.get(writer + "/ready", headers=stack.auth).status_code == 200
         log = stack.log_path.read_text()
         assert "dynamo-writer: the sink is back; catching up" in log
@@ -117,19 +117,19 @@ def test_a_full_lake_disk_is_a_clear_error_and_moves_no_checkpoint(tmp_path):
             send(stack, generated(stack, tmp_path, 500, 1))
             verified(stack)
             checkpoint = groups(stack)["s3-archiver"][0]
-            send(stack, generated(stack, tmp_path, 20_000, 2))
+            send(stack, generated(stack, tmp_path, 5_000, 2))
             archiver = stack.ops_url("s3-archiver")
             assert wait_for(lambda: "full" in httpx.get(archiver + "/ready", headers=stack.auth).text, 60)
             assert wait_for(lambda: lag(stack, "dynamo-writer") == 0 == lag(stack, "warehouse-loader"), 60)
             time.sleep(2)  # a few more failed attempts
-            assert groups(stack)["s3-archiver"] == (checkpoint, 20_000)  # no checkpoint advance
+            assert groups(stack)["s3-archiver"] == (checkpoint, 5_000)  # no checkpoint advance
             assert not list(lake.rglob("*.tmp-*")), "a partial object was left behind"
             log = stack.log_path.read_text()
             assert "the sink's disk is full" in log
             # free space: the archiver catches up by itself
             subprocess.run(["mount", "-o", "remount,size=64m", str(lake)], check=True)
             out = verified(stack)
-            assert "raw lake │ 20,500" in re.sub(r"\s+│", " │", out)
+            assert "raw lake │ 5,500" in re.sub(r"\s+│", " │", out)
         finally:
             stack.stop()
     finally:
@@ -166,7 +166,7 @@ def test_sigterm_drains_in_flight_work_and_every_service_exits_0(tmp_path):
         consumers = {name: stack.service_process(name) for name in stack.CONSUMERS}
         for process in consumers.values():
             process.suspend()
-        send(stack, generated(stack, tmp_path, 60_000, 5))
+        send(stack, generated(stack, tmp_path, 30_000, 5))
         for process in consumers.values():
             process.resume()
         time.sleep(0.3)

@@ -61,11 +61,12 @@ def keys(stack) -> dict[str, str]:
         "reader": create_key(stack, "--scope", "invoices:read"),
         "monitor": create_key(stack, "--scope", "metrics:read"),
         "customer": create_key(stack, "--customer", "17850"),
-        "limited": create_key(stack, "--scope", "invoices:read", "--rate", "1", "--burst", "2"),
+        "limited": create_key(stack, "--scope", "invoices:read", "--rate", "0.2", "--burst", "2"),
         "revoked": create_key(stack, "--scope", "invoices:read"),
     }
     for base in stack.service_urls().values():
-        assert wait_for(lambda: httpx.get(base + "/openapi.json", headers=bearer(made["reader"])).status_code != 401)
+        # the last key made: once it works, the file version with all of them is loaded
+        assert wait_for(lambda: httpx.get(base + "/openapi.json", headers=bearer(made["revoked"])).status_code != 401)
     return made
 
 

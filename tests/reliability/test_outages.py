@@ -169,7 +169,7 @@ def test_sigterm_drains_in_flight_work_and_every_service_exits_0(tmp_path):
         send(stack, generated(stack, tmp_path, 30_000, 5))
         for process in consumers.values():
             process.resume()
-        time.sleep(0.3)
+        time.sleep(0.15)  # each has read its first batch of the backlog, none has finished it
         stopped = consumers | {"invoice-api": stack.service_process("invoice-api")}
         for process in stopped.values():
             process.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
+from shopstream.auth.keyring import ensure_dev_key
 from shopstream.entrypoints.services import ALL_SERVICES
 from shopstream.supervisor import Supervisor, service_env, wait_healthy
 
@@ -20,10 +21,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_stack(data_dir: Path, quiet: bool = True):
+def local_stack(data_dir: Path, quiet: bool = True, **settings: str):
+    """Yields (urls, env, supervisor); env["SHOPSTREAM_API_KEY"] is an admin key for clients."""
     ports = {"SHOPSTREAM_INGEST_PORT": free_port(), "SHOPSTREAM_INVOICE_PORT": free_port(),
              "SHOPSTREAM_ANALYTICS_PORT": free_port()}
-    env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), **{k: str(v) for k, v in ports.items()}})
+    keys_file = data_dir / "api-keys.json"
+    env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), "SHOPSTREAM_API_KEYS_FILE": str(keys_file),
+                       **{k: str(v) for k, v in ports.items()}, **settings})
+    env["SHOPSTREAM_API_KEY"] = ensure_dev_key(keys_file, data_dir / "dev-api-key")
     supervisor = Supervisor(ALL_SERVICES, env, lambda *a: None if quiet else print(*a))
     supervisor.start()
     urls = {"ingest": f"http://127.0.0.1:{ports['SHOPSTREAM_INGEST_PORT']}",

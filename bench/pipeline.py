@@ -68,7 +68,7 @@ def pipeline_run(path: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as (urls, env, supervisor):
         rss = PeakRss(supervisor)
         started = time.perf_counter()
-        summary = send_file(path, urls["ingest"])
+        summary = send_file(path, urls["ingest"], api_key=env["SHOPSTREAM_API_KEY"])
         sent = time.perf_counter() - started
         container = Container(Settings(data_dir=Path(tmp)))
         report = verify(container, wait_seconds=600)

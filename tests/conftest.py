@@ -33,6 +33,16 @@ def reference_file() -> Path:
     )
 
 
+def wait_for(check, timeout: float = 20.0, interval: float = 0.1):
+    """Poll `check` until it returns something truthy or the time is up; returns its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -42,9 +52,12 @@ def free_port() -> int:
 class Stack:
     """`shopstream up` as a user runs it, in its own data directory and ports."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    CONSUMERS = ("s3-archiver", "dynamo-writer", "warehouse-loader")
+
+    def __init__(self, data_dir: Path, log_path: Path, **settings: str) -> None:
         self.data_dir = data_dir
         self.ingest_port, self.invoice_port, self.analytics_port = free_port(), free_port(), free_port()
+        self.ops_ports = {name: free_port() for name in self.CONSUMERS}  # consumers' /health, /metrics
         self.env = dict(
             os.environ,
             SHOPSTREAM_DATA_DIR=str(data_dir),
@@ -52,9 +65,43 @@ class Stack:
             SHOPSTREAM_INVOICE_PORT=str(self.invoice_port),
             SHOPSTREAM_ANALYTICS_PORT=str(self.analytics_port),
             PYTHONUNBUFFERED="1",
+            **{f"SHOPSTREAM_{n.replace('-', '_').upper()}_PORT": str(p) for n, p in self.ops_ports.items()},
+            **settings,
         )
+        self.env.pop("SHOPSTREAM_API_KEY", None)
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self.api_key = ""
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers with the development key `shopstream up` created."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def ops_url(self, consumer: str) -> str:
+        return f"http://127.0.0.1:{self.ops_ports[consumer]}"
+
+    def service_urls(self) -> dict[str, str]:
+        """Every service's base URL: each HTTP API in the registry, and each consumer's ops server."""
+        from shopstream.config import Settings
+        from shopstream.entrypoints.services import HTTP_SERVICES
+
+        settings = Settings(ingest_port=self.ingest_port, invoice_port=self.invoice_port,
+                            analytics_port=self.analytics_port)
+        apis = {name: f"http://127.0.0.1:{service.port(settings)}" for name, service in HTTP_SERVICES.items()}
+        return apis | {name: self.ops_url(name) for name in self.CONSUMERS}
+
+    def service_process(self, name: str):
+        """The running process of one service (`python -m shopstream service NAME`)."""
+        import psutil
+
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if child.cmdline()[-1:] == [name] and child.status() != psutil.STATUS_ZOMBIE:
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        return None
 
     @property
     def ingest_url(self) -> str:
@@ -74,7 +121,7 @@ class Stack:
             [sys.executable, "-m", "shopstream", "up"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
-        for url in (self.ingest_url, self.invoice_url, self.analytics_url):
+        for url in (self.ingest_url, self.invoice_url, self.analytics_url, *map(self.ops_url, self.CONSUMERS)):
             while True:
                 try:
                     if httpx.get(url + "/health", timeout=1).status_code == 200:
@@ -84,11 +131,15 @@ class Stack:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the stack did not start; log:\n{self.log_path.read_text()[-3000:]}")
                 time.sleep(0.2)
+        self.api_key = (self.data_dir / "dev-api-key").read_text().strip()
+        self.env["SHOPSTREAM_API_KEY"] = self.api_key  # for `send` and other clients
         return self
+
+    cli_command = (sys.executable, "-m", "shopstream")
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "shopstream", *args],
+            [*self.cli_command, *args],
             env=self.env | {"COLUMNS": "200"},
             capture_output=True,
             text=True,

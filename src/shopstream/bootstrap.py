@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from shopstream.auth.keyring import KeyRing
 from shopstream.config import Settings
 from shopstream.ports import AnalyticsSource, DeadLetters, RawLake, Store, Stream, Warehouse
 
@@ -43,7 +44,7 @@ class Container:
     def store(self) -> Store:
         from shopstream.adapters.local.store import SqliteStore
 
-        return SqliteStore(self.settings.store_path)
+        return SqliteStore(self.settings.store_path, busy_timeout=self.settings.sqlite_busy_timeout_seconds)
 
     @cached_property
     def warehouse(self) -> Warehouse:
@@ -64,8 +65,14 @@ class Container:
         """Read-only metric queries (analytics-api): the snapshot reader answers them."""
         return self.warehouse_reader
 
+    @cached_property
+    def keyring(self) -> KeyRing:
+        """API keys and customer tokens from every configured source (docs/security.md)."""
+        s = self.settings
+        return KeyRing(s.api_keys, s.keys_file, s.api_keys_secret_arn, s.api_keys_refresh_seconds).start()
+
     def close(self) -> None:
         self.__dict__.pop("analytics", None)  # the warehouse reader, closed below
-        for name in ("stream", "dead_letters", "lake", "store", "warehouse", "warehouse_reader"):
+        for name in ("stream", "dead_letters", "lake", "store", "warehouse", "warehouse_reader", "keyring"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()

@@ -53,19 +53,22 @@ def file_lines(path: Path) -> Iterator[dict]:
 
 
 class Sender:
-    def __init__(self, url: str, api_key: str | None = None, max_attempts: int = 8, timeout: float = 60.0):
+    def __init__(self, url: str, api_key: str | None = None, retry_for: float = 120.0, timeout: float = 60.0):
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.endpoint = url.rstrip("/") + "/transactions"
         self.client = httpx.Client(headers=headers, timeout=timeout)
-        self.max_attempts = max_attempts
+        self.retry_for = retry_for  # keep retrying transient failures this long (rides out restarts)
         self._lock = threading.Lock()
 
     def post(self, lines: list[dict], summary: SendSummary) -> dict:
         body = orjson.dumps(lines)
         delay = 0.25
-        for attempt in range(1, self.max_attempts + 1):
+        deadline = time.monotonic() + self.retry_for
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 response = self.client.post(self.endpoint, content=body)
             except httpx.TransportError as error:
@@ -73,19 +76,23 @@ class Sender:
             else:
                 if response.status_code in (202, 422):
                     return response.json()
+                if response.status_code in (401, 403):
+                    raise SendError(f"the ingest API refused the key ({response.status_code}: "
+                                    f"{response.json().get('message', '')}); pass --api-key or set "
+                                    "SHOPSTREAM_API_KEY (`shopstream up` prints a development key)")
                 if response.status_code not in RETRY_STATUSES:
                     raise SendError(f"{response.status_code} from {self.endpoint}: {response.text[:500]}")
                 problem = f"HTTP {response.status_code}"
                 retry_after = response.headers.get("retry-after", "")
                 if retry_after.isdigit():
                     delay = max(delay, float(retry_after))
-            if attempt == self.max_attempts:
-                raise SendError(f"gave up after {attempt} attempts: {problem}")
+            pause = delay * (0.5 + random.random())
+            if time.monotonic() + pause > deadline:
+                raise SendError(f"gave up after {attempt} attempts in {self.retry_for:.0f}s: {problem}")
             with self._lock:
                 summary.retries += 1
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
+            time.sleep(pause)
+            delay = min(delay * 2, 5.0)
 
     def close(self) -> None:
         self.client.close()
@@ -98,9 +105,10 @@ def send_file(
     concurrency: int = 4,
     api_key: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    retry_for: float = 120.0,
 ) -> SendSummary:
     summary = SendSummary()
-    sender = Sender(url, api_key)
+    sender = Sender(url, api_key, retry_for)
     started = time.perf_counter()
 
     def account(result: dict, count: int) -> None:

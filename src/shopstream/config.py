@@ -35,6 +35,31 @@ class Settings(BaseSettings):
     consumer_poll_seconds: float = 0.05
     snapshot_interval_seconds: float = 1.0  # how often the warehouse publishes for readers
     marts_interval_seconds: float = 5.0  # while loading, how often the analytics marts catch up
+    # each consumer's operations HTTP server (/health, /ready, /metrics); 0 = none
+    s3_archiver_port: int = 0
+    dynamo_writer_port: int = 0
+    warehouse_loader_port: int = 0
+    sqlite_busy_timeout_seconds: float = 30.0  # a locked store: wait this long, then fail and back off
+
+    # security and operations (docs/security.md)
+    auth_enabled: bool = True
+    api_keys: str | None = None  # JSON key records (hashed), e.g. from an ECS secret
+    api_keys_file: Path | None = None  # default <data_dir>/api-keys.json
+    api_keys_secret_arn: str | None = None  # AWS Secrets Manager secret holding key records
+    api_keys_refresh_seconds: float = 60.0  # how often the secret is re-read
+    rate_limit_per_second: float = 100.0  # per key and service process; 0 = no limit
+    rate_limit_burst: int = 200
+    cors_origins: list[str] = []  # none: CORS off
+    public_docs: bool = False  # /docs, /redoc and /openapi.json without a key
+    log_format: Literal["json", "text"] = "json"
+
+    @cached_property
+    def keys_file(self) -> Path:
+        return self.api_keys_file or self.data_dir / "api-keys.json"
+
+    @cached_property
+    def dev_key_path(self) -> Path:
+        return self.data_dir / "dev-api-key"
 
     @cached_property
     def stream_path(self) -> Path:

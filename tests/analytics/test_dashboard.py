@@ -50,7 +50,7 @@ def page(browser, analytics_stack):
     opened.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
     opened.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     opened.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-    opened.goto(f"{analytics_stack.analytics_url}/?refresh=1")
+    opened.goto(f"{analytics_stack.analytics_url}/?refresh=1#key={analytics_stack.api_key}")
     opened.wait_for_selector("body[data-state=ready]", timeout=60_000)
     opened.problems = problems
     yield opened
@@ -123,7 +123,8 @@ def test_profiles_products_invoices_countries_segments_and_cohorts(page, referen
 
 def test_new_lines_appear_without_a_reload(page, analytics_stack):
     december = Decimal(chart_data(page, "sales-chart")["exact"][-1])
-    response = httpx.post(f"{analytics_stack.ingest_url}/transactions", json=NEW_LINES, timeout=30)
+    response = httpx.post(f"{analytics_stack.ingest_url}/transactions", json=NEW_LINES,
+                          headers=analytics_stack.auth, timeout=30)
     assert response.status_code == 202, response.text
     page.wait_for_function(
         "document.querySelector('#kpi-net-revenue .value').dataset.exact === '9747998.934'", timeout=60_000)
@@ -159,3 +160,23 @@ def test_no_console_errors_and_a_screenshot(page):
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
     assert page.problems == []
+
+
+def test_without_a_key_the_page_asks_for_one(browser, analytics_stack):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+    opened = context.new_page()
+    try:
+        opened.goto(f"{analytics_stack.analytics_url}/")  # no #key=
+        form = opened.locator("#key-form")
+        form.wait_for(state="visible", timeout=30_000)
+        assert "needs an API key (scope analytics:read)" in opened.locator("#key-message").inner_text()
+        assert kpi(opened, "net-revenue")[0] == "–"  # no data shown without a key
+        opened.fill("#key", analytics_stack.api_key)
+        opened.click("#key-form button")
+        opened.wait_for_selector("body[data-state=ready]", timeout=60_000)
+        # the reference data, plus whatever another test of this module streamed in meanwhile
+        assert Decimal(opened.locator("#kpi-net-revenue .value").get_attribute("data-exact")) >= Decimal(
+            "9747747.934")
+        assert form.is_hidden()
+    finally:
+        context.close()

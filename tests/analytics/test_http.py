@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 
 def get(stack, path, **params) -> httpx.Response:
-    return httpx.get(f"{stack.analytics_url}{path}", params=params, timeout=30)
+    return httpx.get(f"{stack.analytics_url}{path}", params=params, headers=stack.auth, timeout=30)
 
 
 REFERENCE_ONLY = {"to": "2011-12-09T13:00"}  # test_dashboard streams lines in at 13:00

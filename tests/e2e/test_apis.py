@@ -10,6 +10,8 @@ import orjson
 import psutil
 import pytest
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.e2e
 
 LINE = {"InvoiceNo": 536365, "StockCode": "85123A", "Description": "X", "Quantity": 6,
@@ -17,16 +19,8 @@ LINE = {"InvoiceNo": 536365, "StockCode": "85123A", "Description": "X", "Quantit
 
 
 def post(stack, body: bytes, **headers) -> httpx.Response:
-    return httpx.post(f"{stack.ingest_url}/transactions", content=body, headers=headers, timeout=30)
+    return httpx.post(f"{stack.ingest_url}/transactions", content=body, headers=stack.auth | headers, timeout=30)
 
-
-def wait_for(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def test_a_pandas_row_with_no_content_type_is_accepted(stack):
@@ -35,7 +29,7 @@ def test_a_pandas_row_with_no_content_type_is_accepted(stack):
     assert response.status_code == 202, response.text
     assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": 0, "event_ids": ["api-1"],
                                "rejections": []}
-    invoice = wait_for(lambda: httpx.get(f"{stack.invoice_url}/invoices/536365").json().get("lines"))
+    invoice = wait_for(lambda: httpx.get(f"{stack.invoice_url}/invoices/536365", headers=stack.auth).json().get("lines"))
     assert [line["event_id"] for line in invoice] == ["api-1"]
 
 
@@ -119,15 +113,16 @@ def test_rejected_lines_are_dead_lettered(stack):
     ],
 )
 def test_unknown_things_are_404_with_a_clear_body(stack, path, message):
-    response = httpx.get(stack.invoice_url + path)
+    response = httpx.get(stack.invoice_url + path, headers=stack.auth)
     assert response.status_code == 404
     assert response.json() == {"error": "not_found", "message": message}
 
 
 def test_a_bad_cursor_is_400(stack):
     post(stack, orjson.dumps(LINE | {"event_id": "cursor-1", "InvoiceNo": 536399}))
-    wait_for(lambda: httpx.get(f"{stack.invoice_url}/customers/17850").status_code == 200)
-    response = httpx.get(f"{stack.invoice_url}/customers/17850/invoices", params={"cursor": "bogus"})
+    wait_for(lambda: httpx.get(f"{stack.invoice_url}/customers/17850", headers=stack.auth).status_code == 200)
+    response = httpx.get(f"{stack.invoice_url}/customers/17850/invoices", params={"cursor": "bogus"},
+                         headers=stack.auth)
     assert response.status_code == 400
     assert response.json()["error"] == "bad_request"
 
@@ -135,8 +130,8 @@ def test_a_bad_cursor_is_400(stack):
 def test_health_and_docs(stack):
     for url in (stack.ingest_url, stack.invoice_url):
         assert httpx.get(url + "/health").json()["status"] == "ok"
-        assert httpx.get(url + "/docs").status_code == 200
-        assert "paths" in httpx.get(url + "/openapi.json").json()
+        assert httpx.get(url + "/docs", headers=stack.auth).status_code == 200
+        assert "paths" in httpx.get(url + "/openapi.json", headers=stack.auth).json()
 
 
 def test_a_killed_service_is_restarted_and_catches_up(stack):
@@ -144,7 +139,8 @@ def test_a_killed_service_is_restarted_and_catches_up(stack):
     writer = next(p for p in up.children() if "dynamo-writer" in " ".join(p.cmdline()))
     writer.kill()
     post(stack, orjson.dumps(LINE | {"event_id": "after-kill", "InvoiceNo": 536500}))
-    invoice = wait_for(lambda: httpx.get(f"{stack.invoice_url}/invoices/536500").status_code == 200, timeout=30)
+    invoice = wait_for(lambda: httpx.get(f"{stack.invoice_url}/invoices/536500", headers=stack.auth).status_code == 200,
+                       timeout=30)
     assert invoice
     replacement = next(p for p in up.children() if "dynamo-writer" in " ".join(p.cmdline()))
     assert replacement.pid != writer.pid

@@ -49,7 +49,7 @@ def test_demo_runs_and_prints_working_urls(tmp_path):
     assert "5,000 accepted" in result.stdout
     assert "all sinks match" not in result.stdout or True
     assert f"http://127.0.0.1:{env['SHOPSTREAM_INVOICE_PORT']}/invoices/536365" in result.stdout
-    assert f"dashboard    http://127.0.0.1:{env['SHOPSTREAM_ANALYTICS_PORT']}/ " in result.stdout
+    assert f"dashboard    http://127.0.0.1:{env['SHOPSTREAM_ANALYTICS_PORT']}/#key=ss_" in result.stdout
     assert "✓" in result.stdout and "✗" not in result.stdout
 
 

@@ -42,20 +42,21 @@ def test_verify_shows_every_line_and_every_penny_in_every_sink(stack, sent):
 
 
 def test_invoice_536365(stack, sent):
-    invoice = httpx.get(f"{stack.invoice_url}/invoices/536365").json()
+    invoice = httpx.get(f"{stack.invoice_url}/invoices/536365", headers=stack.auth).json()
     assert (invoice["line_count"], invoice["total"], len(invoice["lines"])) == (7, "139.12", 7)
     assert invoice["customer_id"] == "17850" and invoice["cancelled"] is False
     assert invoice["invoice_date"] == "2010-12-01 08:26:00"
 
 
 def test_customer_17850(stack, sent):
-    summary = httpx.get(f"{stack.invoice_url}/customers/17850").json()
+    summary = httpx.get(f"{stack.invoice_url}/customers/17850", headers=stack.auth).json()
     assert summary["invoices"] == 34
     assert summary["net_spend"] == "5288.63"
     seen, cursor = [], None
     while True:
         page = httpx.get(
-            f"{stack.invoice_url}/customers/17850/invoices", params={"limit": 10, **({"cursor": cursor} if cursor else {})}
+            f"{stack.invoice_url}/customers/17850/invoices", params={"limit": 10, **({"cursor": cursor} if cursor else {})},
+            headers=stack.auth,
         ).json()
         seen += page["invoices"]
         cursor = page["next_cursor"]

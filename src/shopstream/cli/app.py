@@ -74,11 +74,32 @@ def init(data_dir: DataDir = None) -> None:
     console.print(f"[green]ready[/]: {settings.data_dir.resolve()}")
 
 
+def _consumer_ports(settings: Settings) -> dict[str, int]:
+    """Each consumer's operations port: from settings, else a free one."""
+    import socket
+
+    from shopstream.entrypoints.services import CONSUMER_SERVICES, consumer_port
+
+    ports = {}
+    for name in CONSUMER_SERVICES:
+        port = consumer_port(settings, name)
+        if not port:
+            with socket.socket() as s:
+                s.bind((settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1", 0))
+                port = s.getsockname()[1]
+        ports[name] = port
+    return ports
+
+
 def _start_services(settings: Settings, restart: bool = True):
-    from shopstream.entrypoints.services import ALL_SERVICES
+    from shopstream.auth.keyring import ensure_dev_key
+    from shopstream.entrypoints.services import ALL_SERVICES, consumer_port_variable
     from shopstream.supervisor import Supervisor, service_env, wait_healthy
 
     init(settings.data_dir)
+    ports = _consumer_ports(settings)
+    settings = settings.model_copy(update={n.replace("-", "_") + "_port": p for n, p in ports.items()})
+    dev_key = ensure_dev_key(settings.keys_file, settings.dev_key_path) if settings.auth_enabled else None
     env = service_env(
         {
             "SHOPSTREAM_DATA_DIR": str(settings.data_dir.resolve()),
@@ -86,6 +107,8 @@ def _start_services(settings: Settings, restart: bool = True):
             "SHOPSTREAM_INGEST_PORT": str(settings.ingest_port),
             "SHOPSTREAM_INVOICE_PORT": str(settings.invoice_port),
             "SHOPSTREAM_ANALYTICS_PORT": str(settings.analytics_port),
+            "SHOPSTREAM_API_KEYS_FILE": str(settings.keys_file.resolve()),
+            **{consumer_port_variable(name): str(port) for name, port in ports.items()},
         }
     )
     width = max(len(s) for s in ALL_SERVICES)
@@ -97,31 +120,44 @@ def _start_services(settings: Settings, restart: bool = True):
     supervisor.start()
     urls = _urls(settings)
     try:
-        wait_healthy([urls["ingest API"], urls["invoice API"], urls["dashboard"]])
+        wait_healthy(list(urls.values()))
     except TimeoutError as error:
         supervisor.stop()
         raise _fail(str(error)) from None
+    urls["dev key"] = dev_key
     return supervisor, urls
 
 
 def _urls(settings: Settings) -> dict[str, str]:
+    from shopstream.entrypoints.services import CONSUMER_SERVICES, consumer_port
+
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return {
         "ingest API": f"http://{host}:{settings.ingest_port}",
         "invoice API": f"http://{host}:{settings.invoice_port}",
         "dashboard": f"http://{host}:{settings.analytics_port}",
+        **{name: f"http://{host}:{consumer_port(settings, name)}" for name in CONSUMER_SERVICES
+           if consumer_port(settings, name)},
     }
 
 
 def _print_urls(urls: dict[str, str]) -> None:
+    from shopstream.entrypoints.services import CONSUMER_SERVICES
+
     console.print("[bold green]shopstream is up[/]")
     for label, line in (
         ("ingest API", f"POST {urls['ingest API']}/transactions   docs: {urls['ingest API']}/docs"),
         ("invoice API", f"GET {urls['invoice API']}/invoices/536365   docs: {urls['invoice API']}/docs"),
         ("customers", f"GET {urls['invoice API']}/customers/17850/invoices"),
-        ("dashboard", f"{urls['dashboard']}/   analytics: {urls['dashboard']}/analytics/summary   docs: {urls['dashboard']}/docs"),
+        ("dashboard", f"{urls['dashboard']}/" + (f"#key={urls['dev key']}" if urls.get("dev key") else "")
+         + f"   analytics: {urls['dashboard']}/analytics/summary   docs: {urls['dashboard']}/docs"),
+        ("metrics", "GET /metrics and /ready on each service: "
+         + ", ".join(f"{name} {urls[name]}" for name in CONSUMER_SERVICES if name in urls)),
     ):
         console.print(f"  {label:<12} {line}", soft_wrap=True)
+    if urls.get("dev key"):
+        console.print(f"  {'API key':<12} {urls['dev key']}   (scope admin; also in the data dir's dev-api-key; "
+                      "send it as Authorization: Bearer <key>)", soft_wrap=True)
 
 
 def _wait_for_interrupt() -> None:
@@ -227,16 +263,32 @@ def _send(path: Path, url: str, batch_size: int, concurrency: int, api_key: str 
     return summary
 
 
+def _api_key(given: str | None, data_dir: Path | None) -> str | None:
+    """--api-key / SHOPSTREAM_API_KEY, else the development key `shopstream up` wrote."""
+    if given:
+        return given
+    dev_key = _settings(data_dir).dev_key_path
+    return dev_key.read_text().strip() if dev_key.is_file() else None
+
+
+ApiKey = Annotated[
+    Optional[str],
+    typer.Option(envvar="SHOPSTREAM_API_KEY", show_envvar=True,
+                 help="API key (default: the data dir's dev-api-key that `shopstream up` wrote)"),
+]
+
+
 @app.command()
 def send(
     file: Annotated[Path, typer.Argument(help="CSV or CSV.gz (reference or Kaggle format)")],
     url: Annotated[str, typer.Option(envvar="SHOPSTREAM_INGEST_URL", help="ingest API")] = "http://127.0.0.1:8000",
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="lines per request")] = 5000,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="requests in flight")] = 4,
-    api_key: Annotated[Optional[str], typer.Option(envvar="SHOPSTREAM_API_KEY", help="API key")] = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Stream a transaction file to the ingest API (sending it twice stores it once)."""
-    _send(file, url, batch_size, concurrency, api_key)
+    _send(file, url, batch_size, concurrency, _api_key(api_key, data_dir))
 
 
 # -- checks --------------------------------------------------------------------------
@@ -305,6 +357,74 @@ def status(data_dir: DataDir = None) -> None:
     console.print(_report_table(report))
 
 
+# -- keys ----------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="API keys and customer tokens (stored hashed; see docs/security.md).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+KeysFile = Annotated[
+    Optional[Path],
+    typer.Option("--file", envvar="SHOPSTREAM_API_KEYS_FILE", help="keys file (default <data dir>/api-keys.json)"),
+]
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[Optional[list[str]], typer.Option(
+        help="ingest:write, invoices:read, analytics:read, metrics:read or admin (repeatable)")] = None,
+    customer: Annotated[Optional[str], typer.Option(
+        help="make a customer token: reads only this customer's summary, history and invoices")] = None,
+    name: Annotated[str, typer.Option(help="what the key is for (shown by `keys list`)")] = "",
+    rate: Annotated[Optional[float], typer.Option(help="requests per second for this key")] = None,
+    burst: Annotated[Optional[int], typer.Option(help="burst size for this key")] = None,
+    file: KeysFile = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key: prints it once; only its salted hash is stored."""
+    from shopstream.auth.keyring import update_file
+    from shopstream.auth.keys import KeyFormatError, new_key
+    from shopstream.domain.parsing import Invalid, parse_customer_id
+
+    try:
+        customer_id = parse_customer_id(customer) if customer is not None else None
+        key, record = new_key(scope or [], name, customer_id, rate, burst)
+    except (KeyFormatError, Invalid) as error:
+        raise _fail(str(error)) from None
+    path = file or _settings(data_dir).keys_file
+    update_file(path, lambda records: [*records, record])
+    kind = f"customer token for {customer_id}" if customer_id else f"key with {', '.join(record.scopes)}"
+    err.print(f"created {kind} (id {record.id}) in {path}; the key is shown only now:")
+    console.print(key)
+
+
+@keys_app.command("list")
+def keys_list(file: KeysFile = None, data_dir: DataDir = None) -> None:
+    """The keys in the file: ids, names, scopes, customers (never secrets or hashes)."""
+    from shopstream.auth.keyring import read_file
+
+    table = Table(title="API keys")
+    for column in ("id", "name", "scopes", "customer", "rate/s", "created"):
+        table.add_column(column)
+    for r in read_file(file or _settings(data_dir).keys_file):
+        table.add_row(r.id, r.name, ", ".join(r.scopes), r.customer_id or "",
+                      "" if r.rate_per_second is None else f"{r.rate_per_second:g}", r.created_at)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the id `keys list` shows")],
+                file: KeysFile = None, data_dir: DataDir = None) -> None:
+    """Remove a key; running services stop accepting it within seconds."""
+    from shopstream.auth.keyring import update_file
+
+    path = file or _settings(data_dir).keys_file
+    found = []
+    update_file(path, lambda records: [r for r in records if r.id != key_id or found.append(r)])
+    if not found:
+        raise _fail(f"no key {key_id!r} in {path}")
+    console.print(f"revoked {key_id}")
+
+
 # -- demo ----------------------------------------------------------------------------
 
 
@@ -330,7 +450,7 @@ def demo(
             if not file.exists():
                 console.print(f"generating {rows:,} demo lines...")
                 write_csv(file, rows)
-        _send(file, urls["ingest API"], 5000, 4, None)
+        _send(file, urls["ingest API"], 5000, 4, urls["dev key"])
         container = Container(settings)
         try:
             report = run_verify(container, 120)

@@ -171,11 +171,14 @@ def parse_customer_id(value: Any) -> str | None:
     if isinstance(value, bool):
         raise Invalid(f"must be a customer id, got {_show(value)}")
     if isinstance(value, float):
-        if not value.is_integer():
+        if not value.is_integer():  # also NaN's cousins: inf is not an integer either
             raise Invalid(f"must be a whole number or an id, got {_show(value)}")
-        return str(int(value))
+        value = int(value)
     if isinstance(value, int):
-        return str(value)
+        text = str(value)
+        if not CUSTOMER_ID_PATTERN.match(text):  # negative, or too long for any sink's column
+            raise Invalid(f"must be letters, digits, '-' or '_' (at most 32), got {_show(value)}")
+        return text
     if not isinstance(value, str):
         raise Invalid(f"must be a customer id, got {_show(value)}")
     text = value.strip()

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from shopstream.analytics import Analytics, Period
 from shopstream.bootstrap import Container
 from shopstream.domain.rfm import SEGMENTS
-from shopstream.entrypoints.http import ApiError, FastJSONResponse, create_app, error_body
+from shopstream.entrypoints.http import ApiError, FastJSONResponse, create_app, error_body, require_scope
 from shopstream.ports import WarehouseNotReady
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -64,6 +64,9 @@ def build_app(container: Container | None = None):
     analytics = Analytics(container.analytics)
     app = create_app(
         "analytics-api",
+        container,
+        readiness={"warehouse": lambda: container.analytics.query("SELECT 1", {})},
+        public_paths=("/", "/static/"),  # the page and its assets hold no data; the API needs a key
         title="shopstream analytics API",
         description="The business metrics of METRICS.md, computed in the warehouse, and the dashboard "
         "page at `/`. Money is an exact decimal string; from/to filter on invoice_date "
@@ -72,6 +75,8 @@ def build_app(container: Container | None = None):
     app.state.container = container
     app.state.zone = zone
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.closers.append(container.close)
+    api = APIRouter(dependencies=[require_scope("analytics:read")])
 
     @app.exception_handler(WarehouseNotReady)
     async def not_ready(request: Request, error: WarehouseNotReady) -> Response:
@@ -81,47 +86,47 @@ def build_app(container: Container | None = None):
     def dashboard() -> FileResponse:
         return FileResponse(STATIC / "dashboard.html", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/analytics/summary", tags=["sales"], summary="KPIs: net revenue, orders, customers, average order value")
+    @api.get("/analytics/summary", tags=["sales"], summary="KPIs: net revenue, orders, customers, average order value")
     def summary(period: InPeriod) -> dict:
         return analytics.summary(period)
 
-    @app.get("/analytics/sales", tags=["sales"], summary="Net revenue per period bucket")
+    @api.get("/analytics/sales", tags=["sales"], summary="Net revenue per period bucket")
     def sales(period: InPeriod, grain: Grain = _GRAIN) -> dict:
         return analytics.sales(grain, period)
 
-    @app.get("/analytics/sales/average", tags=["sales"], summary="Mean net revenue over the buckets with sales")
+    @api.get("/analytics/sales/average", tags=["sales"], summary="Mean net revenue over the buckets with sales")
     def sales_average(period: InPeriod, grain: Grain = _GRAIN) -> dict:
         return analytics.sales_average(grain, period)
 
-    @app.get("/analytics/sales/profile", tags=["sales"], summary="Net revenue by hour of day or ISO weekday")
+    @api.get("/analytics/sales/profile", tags=["sales"], summary="Net revenue by hour of day or ISO weekday")
     def sales_profile(period: InPeriod, by: Literal["hour", "weekday"] = Query("hour")) -> dict:
         return analytics.profile(by, period)
 
-    @app.get("/analytics/products/top", tags=["products"], summary="Most sold products (quantity, sale lines)")
+    @api.get("/analytics/products/top", tags=["products"], summary="Most sold products (quantity, sale lines)")
     def top_products(period: InPeriod, limit: int = Query(10, ge=1, le=1000)) -> dict:
         return analytics.top_products(period, limit)
 
-    @app.get("/analytics/products/top-per-bucket", tags=["products"], summary="The most sold product of each bucket")
+    @api.get("/analytics/products/top-per-bucket", tags=["products"], summary="The most sold product of each bucket")
     def top_product_per_bucket(period: InPeriod, grain: Grain = _GRAIN) -> dict:
         return analytics.top_product_per_bucket(grain, period)
 
-    @app.get("/analytics/invoices/top", tags=["invoices"], summary="Highest invoices (no cancellations or adjustments)")
+    @api.get("/analytics/invoices/top", tags=["invoices"], summary="Highest invoices (no cancellations or adjustments)")
     def top_invoices(period: InPeriod, limit: int = Query(10, ge=1, le=1000)) -> dict:
         return analytics.top_invoices(period, limit)
 
-    @app.get("/analytics/countries", tags=["sales"], summary="Net revenue, invoices and customers per country")
+    @api.get("/analytics/countries", tags=["sales"], summary="Net revenue, invoices and customers per country")
     def countries(period: InPeriod) -> dict:
         return analytics.countries(period)
 
-    @app.get("/analytics/cancellations", tags=["sales"], summary="Cancellation invoices / invoices, per bucket")
+    @api.get("/analytics/cancellations", tags=["sales"], summary="Cancellation invoices / invoices, per bucket")
     def cancellations(period: InPeriod, grain: Grain = _GRAIN) -> dict:
         return analytics.cancellations(grain, period)
 
-    @app.get("/analytics/customers/summary", tags=["customers"], summary="Customer count and the biggest spenders")
+    @api.get("/analytics/customers/summary", tags=["customers"], summary="Customer count and the biggest spenders")
     def customers(period: InPeriod, limit: int = Query(20, ge=1, le=10_000)) -> dict:
         return analytics.customers(period, limit)
 
-    @app.get("/analytics/customers/rfm", tags=["customers"], summary="RFM segment sizes and customer scores")
+    @api.get("/analytics/customers/rfm", tags=["customers"], summary="RFM segment sizes and customer scores")
     def rfm(
         period: InPeriod,
         as_of: str | None = Query(None, max_length=40, description="default: the latest invoice date in the period"),
@@ -130,8 +135,9 @@ def build_app(container: Container | None = None):
     ) -> dict:
         return analytics.rfm(period, _instant("as_of", as_of, zone), segment, limit)
 
-    @app.get("/analytics/customers/cohorts", tags=["customers"], summary="Monthly cohort retention")
+    @api.get("/analytics/customers/cohorts", tags=["customers"], summary="Monthly cohort retention")
     def cohorts(period: InPeriod) -> dict:
         return analytics.cohorts(period)
 
+    app.include_router(api)
     return app

@@ -15,12 +15,23 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from shopstream import metrics
 from shopstream.appender import GroupCommit
+from shopstream.auth.keys import Principal
 from shopstream.bootstrap import Container
 from shopstream.domain.intake import Intake, take_in
 from shopstream.domain.line import FieldError
 from shopstream.domain.parsing import LineParser
-from shopstream.entrypoints.http import ApiError, FastJSONResponse, create_app, error_body
+from shopstream.entrypoints.frontdoor import FrontDoor
+from shopstream.entrypoints.http import (
+    ApiError,
+    FastJSONResponse,
+    authorize,
+    create_app,
+    error_body,
+    require_scope,
+)
+from shopstream.observability import request_id_var
 
 log = logging.getLogger("shopstream.ingest")
 
@@ -174,23 +185,37 @@ class Transactions:
                            f"{len(raws):,} lines; at most {self.settings.max_lines_per_request:,} per request")
         return await self.accept(raws, broken, key)
 
-    def take(self, raws: list[Any], broken: dict[int, FieldError], key: str | None) -> Intake:
+    def take(self, raws: list[Any], broken: dict[int, FieldError], key: str | None, source: str) -> Intake:
         received_at = datetime.now(self.zone).replace(tzinfo=None)
-        return take_in(raws, self.parse, received_at, "http", idempotency_key=key, pre_rejected=broken)
+        return take_in(raws, self.parse, received_at, source, idempotency_key=key, pre_rejected=broken)
 
     async def accept(self, raws: list[Any], broken: dict[int, FieldError], key: str | None) -> tuple[int, dict]:
+        request_id = request_id_var.get()
+        source = f"http:{request_id}"  # the request id travels with every line into every sink
         # Small requests are parsed on the event loop: a thread hop costs more than they do.
         if len(raws) <= 32:
-            intake = self.take(raws, broken, key)
+            intake = self.take(raws, broken, key, source)
         else:
-            intake = await run_in_threadpool(self.take, raws, broken, key)
+            intake = await run_in_threadpool(self.take, raws, broken, key, source)
         try:
             appended = await self.group.append(intake)
         except Exception as error:
+            log.error("could not store a request's lines durably (%s: %s); answered 503",
+                      type(error).__name__, error, extra={"request_id": request_id})
             raise ApiError(
                 503, "unavailable", f"the lines could not be stored durably ({type(error).__name__}); "
                 "nothing from this request was accepted, retry it", headers={"Retry-After": "1"},
             ) from error
+        rejected = len(intake.dead_letters)
+        metrics.INGEST_REQUEST_LINES.observe(len(raws))
+        metrics.INGEST_LINES.labels("accepted").inc(appended.appended)
+        metrics.INGEST_LINES.labels("duplicate").inc(appended.duplicates)
+        metrics.INGEST_LINES.labels("rejected").inc(rejected)
+        metrics.DEAD_LETTERS.labels("http").inc(rejected)
+        if log.isEnabledFor(logging.INFO):
+            log.info("accepted %d lines (%d duplicates, %d rejected)", appended.appended, appended.duplicates,
+                     rejected, extra={"request_id": request_id, "fields": {
+                         "accepted": appended.appended, "duplicates": appended.duplicates, "rejected": rejected}})
         body = {
             "accepted": appended.appended,
             "duplicates": appended.duplicates,
@@ -214,9 +239,16 @@ class FastPath:
     route of the same path stays for the OpenAPI document and behaves the same.
     """
 
-    def __init__(self, app: FastAPI, transactions: Transactions) -> None:
+    def __init__(self, app: FastAPI, transactions: Transactions, container: Container) -> None:
         self.app = app
         self.transactions = transactions
+        self.route = next(r for r in app.routes if getattr(r, "path", None) == "/transactions")
+        settings = container.settings
+        # the same key, rate-limit and request-id checks every other route gets
+        self.front_door = FrontDoor(
+            self._serve, keyring=container.keyring if settings.auth_enabled else None, settings=settings,
+            public_paths=app.state.public_paths,
+        )
 
     def __getattr__(self, name: str) -> Any:  # app.state, app.openapi(), ... as on the FastAPI app
         return getattr(self.app, name)
@@ -224,6 +256,10 @@ class FastPath:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/transactions" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
+        scope["route"] = self.route  # metrics label requests by route template
+        await self.front_door(scope, receive, send)
+
+    async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -237,6 +273,7 @@ class FastPath:
 
         extra: dict[str, str] = {}
         try:
+            authorize(scope.get("state", {}).get("principal"), "ingest:write")
             status, body = await self.transactions.handle(headers, chunks())
         except ApiError as error:
             status, body, extra = error.status, error_body(error.code, error.message, **error.extra), error.headers
@@ -256,6 +293,11 @@ def build_app(container: Container | None = None) -> FastPath:
     container = container or Container()
     app = create_app(
         "ingest-api",
+        container,
+        readiness={  # the cheapest reads each port offers
+            "stream": lambda: container.stream.status(["ingest-api"]),
+            "dead_letters": lambda: container.dead_letters.count(),
+        },
         title="shopstream ingest API",
         description="Accepts transaction lines; every accepted line reaches the raw lake, "
         "the operational store and the warehouse exactly once.",
@@ -275,12 +317,17 @@ def build_app(container: Container | None = None) -> FastPath:
             400: {"model": ErrorBody, "description": "Malformed body"},
             413: {"model": ErrorBody, "description": "Body or line count over the limit"},
             415: {"model": ErrorBody, "description": "Unsupported media type or encoding"},
+            401: {"model": ErrorBody, "description": "No valid API key"},
+            403: {"model": ErrorBody, "description": "The key lacks the ingest:write scope"},
             422: {"model": IngestResult, "description": "Every line was rejected"},
+            429: {"model": ErrorBody, "description": "Rate limit exceeded; see Retry-After"},
             503: {"model": ErrorBody, "description": "The stream is unavailable; retry"},
         },
     )
-    async def post_transactions(request: Request) -> FastJSONResponse:
+    async def post_transactions(
+        request: Request, caller: Principal = require_scope("ingest:write")
+    ) -> FastJSONResponse:
         status, result = await transactions.handle(request.headers, request.stream())
         return FastJSONResponse(result, status)
 
-    return FastPath(app, transactions)
+    return FastPath(app, transactions, container)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import Query
 
+from shopstream.auth.keys import Principal
 from shopstream.bootstrap import Container
 from shopstream.domain.money import format_money
 from shopstream.domain.parsing import Invalid, parse_customer_id, parse_invoice_no
-from shopstream.entrypoints.http import ApiError, create_app
+from shopstream.entrypoints.http import ApiError, create_app, require_scope
 from shopstream.ports import InvalidCursor
 
 
@@ -19,20 +20,28 @@ def _invoice_no(text: str) -> str:
                        "536365, or C536365 for a cancellation)") from None
 
 
-def _customer_id(text: str) -> str:
+def _customer_id(text: str, caller: Principal) -> str:
+    """The customer id, if the caller may see that customer; a customer token asking for
+    another customer gets the same 404 as for a customer that does not exist."""
     try:
         customer_id = parse_customer_id(text)
     except Invalid:
         customer_id = None
-    if customer_id is None:
+    if customer_id is None or not caller.may_see_customer(customer_id):
         raise ApiError(404, "not_found", f"no customer {text[:40]!r}")
     return customer_id
+
+
+# Customer tokens may call these endpoints; each shows them only their own customer.
+reader = require_scope("invoices:read", customer_scoped=True)
 
 
 def build_app(container: Container | None = None):
     container = container or Container()
     app = create_app(
         "invoice-api",
+        container,
+        readiness={"store": lambda: container.store.customer("-")},
         title="shopstream invoice API",
         description="Invoices and purchase histories, as customers see them.",
     )
@@ -40,15 +49,15 @@ def build_app(container: Container | None = None):
     app.state.closers.append(container.close)
 
     @app.get("/invoices/{invoice_no:path}", tags=["invoices"], summary="One invoice with its lines")
-    def get_invoice(invoice_no: str) -> dict:
+    def get_invoice(invoice_no: str, caller: Principal = reader) -> dict:
         invoice = container.store.invoice(_invoice_no(invoice_no))
-        if invoice is None:
+        if invoice is None or not caller.may_see_customer(invoice.header.customer_id):
             raise ApiError(404, "not_found", f"no invoice {invoice_no[:40]!r}")
         return invoice.as_dict()
 
     @app.get("/customers/{customer_id}", tags=["customers"], summary="A customer's summary")
-    def get_customer(customer_id: str) -> dict:
-        summary = container.store.customer(_customer_id(customer_id))
+    def get_customer(customer_id: str, caller: Principal = reader) -> dict:
+        summary = container.store.customer(_customer_id(customer_id, caller))
         if summary is None:
             raise ApiError(404, "not_found", f"no customer {customer_id[:40]!r}")
         return summary.as_dict()
@@ -62,8 +71,9 @@ def build_app(container: Container | None = None):
         customer_id: str,
         limit: int = Query(20, ge=1, le=200, description="invoices per page"),
         cursor: str | None = Query(None, max_length=500, description="next_cursor of the previous page"),
+        caller: Principal = reader,
     ) -> dict:
-        cid = _customer_id(customer_id)
+        cid = _customer_id(customer_id, caller)
         try:
             page = container.store.customer_invoices(cid, limit, cursor)
         except InvalidCursor as error:

@@ -26,9 +26,33 @@ function rangeParams() {
   return params;
 }
 
+// The page is public; its data needs an API key with analytics:read. `shopstream up`
+// prints the dashboard URL with `#key=...` (a fragment never reaches any server); the key
+// is kept for this tab only. Without one, the header asks for it.
+function apiKey() {
+  const fromUrl = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (fromUrl) {
+    sessionStorage.setItem("shopstream-key", fromUrl);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("shopstream-key");
+}
+
+function askForKey(message) {
+  const form = $("#key-form");
+  form.hidden = false;
+  $("#key-message").textContent = message;
+}
+
 async function api(path, params = {}) {
   const query = new URLSearchParams({ ...rangeParams(), ...params });
-  const response = await fetch(`analytics/${path}?${query}`, { cache: "no-store" });
+  const key = apiKey();
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  const response = await fetch(`analytics/${path}?${query}`, { cache: "no-store", headers });
+  if (response.status === 401 || response.status === 403) {
+    askForKey(response.status === 401 ? "This dashboard needs an API key (scope analytics:read)."
+      : "This key may not read analytics (it needs analytics:read).");
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(body.message || `${path}: HTTP ${response.status}`);
@@ -297,6 +321,12 @@ async function poll() {
 }
 
 function start() {
+  $("#key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem("shopstream-key", $("#key").value.trim());
+    $("#key-form").hidden = true;
+    loadAll();
+  });
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.color = "#4b5563";
   for (const button of document.querySelectorAll(".grains button")) {

@@ -48,11 +48,15 @@ class LocalLake:
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:  # e.g. a full disk: leave no partial object behind
+            tmp.unlink(missing_ok=True)
+            raise
 
     def objects(self) -> Iterator[Path]:
         yield from sorted((self.root / "raw").glob("ingest_date=*/hour=*/*.parquet"))

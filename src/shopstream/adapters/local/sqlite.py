@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def connect(path: Path, synchronous: str = "NORMAL", read_only: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, synchronous: str = "NORMAL", read_only: bool = False, busy_timeout: float = 30.0
+) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
-        path, timeout=30.0, isolation_level=None, check_same_thread=False, cached_statements=256
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False, cached_statements=256
     )
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     if not read_only:
         conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL mode: a committed transaction survives any process crash (SIGKILL);
@@ -40,9 +42,12 @@ def transaction(conn: sqlite3.Connection, immediate: bool = False) -> Iterator[s
 class PerThread:
     """One connection per thread (FastAPI runs sync endpoints on a thread pool)."""
 
-    def __init__(self, path: Path, synchronous: str = "NORMAL", setup: str | None = None) -> None:
+    def __init__(
+        self, path: Path, synchronous: str = "NORMAL", setup: str | None = None, busy_timeout: float = 30.0
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -53,7 +58,7 @@ class PerThread:
     def get(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, self.synchronous)
+            conn = self._local.conn = connect(self.path, self.synchronous, busy_timeout=self.busy_timeout)
             with self._lock:
                 self._all.append(conn)
         return conn

@@ -113,8 +113,8 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 class SqliteStore:
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
-        self._db = PerThread(path, synchronous, setup=SCHEMA)
+    def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 30.0) -> None:
+        self._db = PerThread(path, synchronous, setup=SCHEMA, busy_timeout=busy_timeout)
 
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:

@@ -67,7 +67,9 @@ class DuckDBWarehouse:
         self._conn.execute(FACT_DDL)
         behind = self._create_marts()
         self._marts_stale_since: datetime | None = EARLIEST if behind else None
-        self._dirty = behind or not self.snapshot_path.exists()
+        # Publish once on start: a loader killed after a commit but before publishing
+        # would otherwise leave readers on an older snapshot until new lines arrive.
+        self._dirty = True
         self._published_at = 0.0
         self._marts_refreshed_at = 0.0
         self.publish()

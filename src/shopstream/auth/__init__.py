@@ -1,0 +1,1 @@
+"""API keys, customer tokens, scopes and rate limits (docs/security.md)."""

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shopstream.adapters.local.sqlite import connect, transaction
 from shopstream.domain.columnar import EventTable, distinct_totals
+from shopstream.domain.lake import first_occurrences, object_key
 from shopstream.domain.line import Totals
 
 INDEX_SCHEMA = """
@@ -32,22 +32,6 @@ CREATE TABLE IF NOT EXISTS archived (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS archived_object ON archived (object);
 """
-
-
-def object_key(batch_id: str, table: EventTable) -> str:
-    at = table["received_at"][0].as_py()
-    return f"raw/ingest_date={at:%Y-%m-%d}/hour={at:%H}/batch-{batch_id}.parquet"
-
-
-def first_occurrences(table: EventTable, excluded: set[str]) -> EventTable:
-    """Rows whose event id is not in `excluded` and not seen earlier in the table."""
-    ids = table["event_id"].to_pylist()
-    keep, seen = [], set(excluded)
-    for i, event_id in enumerate(ids):
-        if event_id not in seen:
-            seen.add(event_id)
-            keep.append(i)
-    return table if len(keep) == len(ids) else table.take(pa.array(keep, pa.int64()))
 
 
 class LocalLake:

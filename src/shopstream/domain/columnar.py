@@ -113,6 +113,17 @@ def distinct_totals(table: pa.Table) -> Totals:
     return Totals(first.num_rows, pc.sum(first["total_first"]).as_py() or 0)
 
 
+def first_occurrences(table: EventTable, excluded: set[str]) -> EventTable:
+    """Rows whose event id is not in `excluded` and not seen earlier in the table."""
+    ids = table["event_id"].to_pylist()
+    keep, seen = [], set(excluded)
+    for i, event_id in enumerate(ids):
+        if event_id not in seen:
+            seen.add(event_id)
+            keep.append(i)
+    return table if len(keep) == len(ids) else table.take(pa.array(keep, pa.int64()))
+
+
 def empty_table() -> EventTable:
     return EVENT_SCHEMA.empty_table()
 

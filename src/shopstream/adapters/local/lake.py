@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shopstream.adapters.local.sqlite import connect, transaction
-from shopstream.domain.columnar import EventTable, distinct_totals
-from shopstream.domain.lake import first_occurrences, object_key
+from shopstream.domain.columnar import EventTable, distinct_totals, first_occurrences
+from shopstream.domain.lake import object_key
 from shopstream.domain.line import Totals
 
 INDEX_SCHEMA = """

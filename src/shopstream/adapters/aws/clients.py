@@ -40,11 +40,28 @@ def backoff(attempt: int, base: float = 0.05, cap: float = 5.0) -> float:
     return random.uniform(0, min(cap, base * 2**attempt))
 
 
+_CLIENTS: dict[tuple[str, str, str | None], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(service: str, region: str, endpoint_url: str | None):
+    """One client per service and endpoint in a process: they are thread-safe and slow to make."""
+    key = (service, region, endpoint_url)
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = boto3.session.Session(region_name=region).client(
+                service,
+                endpoint_url=endpoint_url,
+                config=Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=32,
+                              connect_timeout=5, read_timeout=60),
+            )
+        return _CLIENTS[key]
+
+
 @dataclass
 class Aws:
     region: str
     endpoint_url: str | None = None
-    _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pool: ThreadPoolExecutor | None = None
 
@@ -54,20 +71,7 @@ class Aws:
         return cls(region=region, endpoint_url=settings.aws_endpoint_url or None)
 
     def client(self, service: str):
-        with self._lock:
-            if service not in self._clients:
-                session = boto3.session.Session(region_name=self.region)
-                self._clients[service] = session.client(
-                    service,
-                    endpoint_url=self.endpoint_url,
-                    config=Config(
-                        retries={"max_attempts": 10, "mode": "standard"},
-                        max_pool_connections=32,
-                        connect_timeout=5,
-                        read_timeout=60,
-                    ),
-                )
-            return self._clients[service]
+        return _client(service, self.region, self.endpoint_url)
 
     def map(self, fn: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
         """Run independent calls concurrently (results in order; the first error is raised)."""

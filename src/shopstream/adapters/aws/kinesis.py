@@ -22,7 +22,6 @@ import logging
 import struct
 import threading
 import time
-import weakref
 import zlib
 from collections import deque
 from collections.abc import Sequence
@@ -80,7 +79,7 @@ class KinesisStream:
         self.hash_groups = hash_groups
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
-        self._readers: weakref.WeakSet[KinesisReader] = weakref.WeakSet()
+        self._readers: list[KinesisReader] = []  # closed with the stream: their lease threads stop
 
     # -- producer -------------------------------------------------------------------------
 
@@ -143,7 +142,7 @@ class KinesisStream:
 
     def reader(self, group: str) -> KinesisReader:
         reader = KinesisReader(self, group)
-        self._readers.add(reader)
+        self._readers.append(reader)
         return reader
 
     def accepted(self) -> Totals:

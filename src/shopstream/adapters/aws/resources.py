@@ -2,7 +2,7 @@
 
 One DynamoDB table is the operational store (docs/data-model.md); three small
 companions are named after it: `<table>-ledger` (accepted event ids: dedupe and
-`verify`'s totals), `<table>-lake-index` (event id -> lake object) and `<table>-leases`
+`verify`'s totals), `<table>-lake-index` (which lake batch holds which events, per invoice) and `<table>-leases`
 (consumer shard leases, checkpoints and worker heartbeats). They are separate tables so
 that each stays small for what scans it, and so the lease table can have its own
 capacity, as KCL's does. In production the CDK app creates all of this; `init` is for
@@ -73,7 +73,7 @@ def table_definitions(names: Names) -> dict[str, dict]:
     return {
         names.table: store,
         names.ledger_table: _key_schema("event_id"),
-        names.lake_index_table: _key_schema("event_id"),
+        names.lake_index_table: _key_schema("invoice_no"),
         names.lease_table: _key_schema("PK", "SK"),
     }
 

@@ -4,11 +4,14 @@ Objects are laid out as on the local lake (domain/lake.py), under the lake URI's
 
     s3://bucket/prefix/raw/ingest_date=YYYY-MM-DD/hour=HH/batch-<batch_id>.parquet
 
-A batch written again replaces its object (PutObject is atomic). The event -> object
-index lives in DynamoDB (`<table>-lake-index`), so an event sent twice is archived
-once: a write keeps only events not archived in another object, forgets the entries
-of the object it replaces that the new version no longer holds, puts the object, and
-only then records the new entries (a crash in between is repaired by the retry).
+A batch written again replaces its object (PutObject is atomic). An index in DynamoDB
+(`<table>-lake-index`, one item per invoice: batch id -> its event ids, versioned)
+keeps an event sent twice in one object only: a write keeps the events no other batch
+holds, puts the object, then records per invoice which events this batch now holds
+(forgetting those an earlier, longer attempt of the same batch held). A crash in between
+is repaired by the retry; a concurrent change of an invoice's entry retries the write.
+Per invoice, because the stream's ledger lets each event id in once, so an event id
+never belongs to two invoices; and one item per invoice costs a fraction of one per line.
 
 Dead letters are JSON documents at `prefix/dead-letters/<sha256(event_id)>.json`: one
 per rejected line, idempotent on event_id, readable with any S3 tool.
@@ -24,7 +27,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shopstream.adapters.aws.clients import Aws, batch_get, batch_write, error_code, s
+from shopstream.adapters.aws.clients import Aws, batch_get, error_code, n, s
 from shopstream.domain.columnar import EventTable, distinct_totals, first_occurrences
 from shopstream.domain.events import dead_letter_document, dead_letter_from_document
 from shopstream.domain.lake import object_key
@@ -34,6 +37,9 @@ from shopstream.domain.line import DeadLetter, Totals
 def list_objects(aws: Aws, bucket: str, prefix: str) -> list[dict]:
     pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [obj for page in pages for obj in page.get("Contents", [])]
+
+
+MAX_INDEX_RETRIES = 20
 
 
 class S3Lake:
@@ -47,36 +53,65 @@ class S3Lake:
     def write(self, batch_id: str, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0
-        key = self.prefix + object_key(batch_id, table)
-        ids = table["event_id"].to_pylist()
-        where = {
-            item["event_id"]["S"]: item["object"]["S"]
-            for item in batch_get(self.aws, self.index_table, [{"event_id": s(i)} for i in dict.fromkeys(ids)],
-                                  "event_id, #o", {"#o": "object"})
-        }
-        fresh = first_occurrences(table, {i for i, obj in where.items() if obj != key})
-        stale = set(self._read_ids(key)) - set(fresh["event_id"].to_pylist())
-        if stale:  # an earlier, longer attempt of this batch: those events are no longer here
-            batch_write(self.aws, self.index_table, [{"DeleteRequest": {"Key": {"event_id": s(i)}}} for i in stale])
-        if fresh.num_rows == 0:
-            self._s3.delete_object(Bucket=self.bucket, Key=key)
-            return 0
-        sink = io.BytesIO()
-        pq.write_table(fresh, sink, compression="zstd")
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=sink.getvalue())
-        new = [i for i in fresh["event_id"].to_pylist() if where.get(i) != key]
-        batch_write(self.aws, self.index_table,
-                    [{"PutRequest": {"Item": {"event_id": s(i), "object": s(key)}}} for i in new])
-        return len(new)
+        for _ in range(MAX_INDEX_RETRIES):
+            new = self._write(batch_id, table)
+            if new is not None:
+                return new
+        raise RuntimeError(f"lake batch {batch_id}: its index is still contended after {MAX_INDEX_RETRIES} tries")
 
-    def _read_ids(self, key: str) -> list[str]:
+    def _write(self, batch_id: str, table: EventTable) -> int | None:
+        """One attempt; None if another writer changed an invoice's index entry meanwhile."""
+        key = self.prefix + object_key(batch_id, table)
+        invoices = set(table["invoice_no"].to_pylist()) | self._invoices_in(key)  # an earlier attempt's too
+        entries = {item["invoice_no"]["S"]: item for item in batch_get(
+            self.aws, self.index_table, [{"invoice_no": s(no)} for no in invoices])}
+        elsewhere = {event_id for item in entries.values()
+                     for batch, ids in item["batches"]["M"].items() if batch != batch_id for event_id in ids["SS"]}
+        fresh = first_occurrences(table, elsewhere)
+        if fresh.num_rows:
+            sink = io.BytesIO()
+            pq.write_table(fresh, sink, compression="zstd")
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=sink.getvalue())
+        else:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        mine: dict[str, set[str]] = {no: set() for no in invoices}
+        for no, event_id in zip(fresh["invoice_no"].to_pylist(), fresh["event_id"].to_pylist()):
+            mine[no].add(event_id)
+        before = {no: set(item["batches"]["M"].get(batch_id, {}).get("SS", [])) for no, item in entries.items()}
+        changed = [no for no in invoices if mine[no] != before.get(no, set())]
+        if not all(self.aws.map(lambda no: self._record(no, batch_id, mine[no], entries.get(no)), changed)):
+            return None
+        return sum(len(mine[no] - before.get(no, set())) for no in invoices)
+
+    def _record(self, invoice_no: str, batch_id: str, ids: set[str], item: dict | None) -> bool:
+        """This batch's events of the invoice, conditional on the version read."""
+        batches = dict(item["batches"]["M"]) if item else {}
+        if ids:
+            batches[batch_id] = {"SS": sorted(ids)}
+        else:
+            batches.pop(batch_id, None)
+        version = int(item["version"]["N"]) if item else 0
+        try:
+            self.aws.client("dynamodb").put_item(
+                TableName=self.index_table,
+                Item={"invoice_no": s(invoice_no), "batches": {"M": batches}, "version": n(version + 1)},
+                ConditionExpression="version = :v" if item else "attribute_not_exists(invoice_no)",
+                **({"ExpressionAttributeValues": {":v": n(version)}} if item else {}),
+            )
+            return True
+        except Exception as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def _invoices_in(self, key: str) -> set[str]:
         try:
             body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except Exception as error:
             if error_code(error) in ("NoSuchKey", "404"):
-                return []
+                return set()
             raise
-        return pq.read_table(io.BytesIO(body), columns=["event_id"])["event_id"].to_pylist()
+        return set(pq.read_table(io.BytesIO(body), columns=["invoice_no"])["invoice_no"].to_pylist())
 
     def objects(self) -> list[str]:
         return sorted(o["Key"] for o in list_objects(self.aws, self.bucket, self.prefix + "raw/")

@@ -79,6 +79,7 @@ class KinesisStream:
         self.hash_groups = hash_groups
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
+        self._record_counts: dict[str, tuple[int, list]] = {}  # status: shard -> (from, [(sequence, events)])
         self._readers: list[KinesisReader] = []  # closed with the stream: their lease threads stop
 
     # -- producer -------------------------------------------------------------------------
@@ -149,37 +150,44 @@ class KinesisStream:
         return self.ledger.totals()
 
     def status(self, groups: Sequence[str]) -> list[GroupStatus]:
-        """Each group's lag in events: records after its checkpoint, counted from their headers."""
+        """Each group's lag in events: records after its checkpoint, counted from their headers.
+
+        Records already counted are remembered (sequence number and count only), so a
+        caller polling status (verify waiting for the consumers) reads each record once."""
         shards = [shard["ShardId"] for shard in list_all_shards(self.kinesis, self.name)]
         checkpoints = {g: {sid: lease.checkpoint for sid, lease in read_leases(self.aws, self.lease_table, g).items()}
                        for g in groups}
-        out_lag = {g: 0 for g in groups}
+        lag = {g: 0 for g in groups}
         for shard_id in shards:
             marks = [checkpoints[g].get(shard_id, "") for g in groups]
             if all(mark == SHARD_END for mark in marks):
                 continue
-            started = [int(m) for m in marks if m not in ("", SHARD_END)]
-            after = None if "" in marks or not started else str(min(started))
-            counts = self._counts(shard_id, after)
-            for g in groups:
-                mark = checkpoints[g].get(shard_id, "")
+            counts = self._counted(shard_id, [int(m) if m else -1 for m in marks if m != SHARD_END])
+            for g, mark in zip(groups, marks):
                 if mark != SHARD_END:
                     floor = int(mark) if mark else -1
-                    out_lag[g] += sum(count for seq, count in counts if seq > floor)
-        return [GroupStatus(g, _describe(checkpoints[g], shards), out_lag[g]) for g in groups]
+                    lag[g] += sum(count for seq, count in counts if seq > floor)
+        return [GroupStatus(g, _describe(checkpoints[g], shards), lag[g]) for g in groups]
 
-    def _counts(self, shard_id: str, after: str | None, max_calls: int = 1000) -> list[tuple[int, int]]:
-        iterator = _iterator(self.kinesis, self.name, shard_id, after)
-        counts: list[tuple[int, int]] = []
+    def _counted(self, shard_id: str, floors: list[int], max_calls: int = 1000) -> list[tuple[int, int]]:
+        """(sequence number, events) of the shard's records after min(floors) (-1: all), up to the tip."""
+        floor = min(floors)
+        start, known = self._record_counts.get(shard_id, (floor, []))
+        if start > floor:  # the cache begins later than needed: read again from the floor
+            start, known = floor, []
+        known = [(seq, count) for seq, count in known if seq > floor]  # checkpoints only move forward
+        last = known[-1][0] if known else floor
+        iterator = _iterator(self.kinesis, self.name, shard_id, str(last) if last >= 0 else None)
         for _ in range(max_calls):
             if iterator is None:
                 break
             response = self.kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            counts += [(int(r["SequenceNumber"]), record_count(r["Data"])) for r in response["Records"]]
+            known += [(int(r["SequenceNumber"]), record_count(r["Data"])) for r in response["Records"]]
             iterator = response.get("NextShardIterator")
             if not response["Records"] and not response.get("MillisBehindLatest"):
                 break
-        return counts
+        self._record_counts[shard_id] = (floor, known)
+        return known
 
     def close(self) -> None:
         for reader in list(self._readers):

@@ -145,9 +145,9 @@ class LeaseCoordinator:
         with self._lock:
             lease = self._owned.get(shard_id)
             if lease is not None and lease.token == token:
-                if ok:
+                if ok and checkpoint != SHARD_END:
                     lease.checkpoint = checkpoint
-                else:
+                else:  # lost, or finished: nothing more to read there
                     del self._owned[shard_id]
         return ok
 

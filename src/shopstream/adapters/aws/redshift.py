@@ -106,6 +106,9 @@ class SqlWarehouse:
         with self.engine.begin() as conn:
             if not self.engine.dialect.has_table(conn, FACT_TABLE):
                 conn.exec_driver_sql(fact_ddl(self.engine.dialect))
+            if self.is_postgres:  # the merge's anti-join probes it (Redshift has no indexes: sort keys)
+                conn.exec_driver_sql(f"CREATE UNIQUE INDEX IF NOT EXISTS {FACT_TABLE}_event_id "
+                                     f"ON {FACT_TABLE} (event_id)")
 
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:

@@ -158,7 +158,7 @@ def up(
     invoice_port: Port = None,
     analytics_port: Port = None,
 ) -> None:
-    """Run every service on this machine (local profile) until Ctrl-C."""
+    """Run every service on this machine (either profile) until Ctrl-C."""
     settings = _settings(data_dir, host=host, ingest_port=ingest_port, invoice_port=invoice_port,
                          analytics_port=analytics_port)
     supervisor, urls = _start_services(settings)

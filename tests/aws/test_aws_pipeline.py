@@ -14,8 +14,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
-from tests.awsenv import aws_env, aws_settings
+from tests.awsenv import PG_ADMIN_URL, aws_env, aws_settings
 from tests.conftest import Stack, reference_file
 from tests.e2e.test_reference_pipeline import verify_rows
 
@@ -47,7 +49,11 @@ def sample(tmp_path_factory):
 def aws_stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("aws-stack")
     stack = Stack(base / "data", base / "up.log")
-    stack.env.update(aws_env(aws_settings(lease_seconds=5.0, kinesis_poll_seconds=0.2)))
+    # A database that does not exist yet: init creates it, as it does the stream, bucket and tables.
+    settings = aws_settings(lease_seconds=5.0, kinesis_poll_seconds=0.2)
+    warehouse = make_url(settings.warehouse_url)
+    settings.warehouse_url = warehouse.set(database=f"{warehouse.database}_up").render_as_string(hide_password=False)
+    stack.env.update(aws_env(settings))
     first = stack.cli("init")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "created Kinesis stream" in first.stdout and "created DynamoDB table" in first.stdout
@@ -56,6 +62,10 @@ def aws_stack(tmp_path_factory):
     stack.start(timeout=120)
     yield stack
     assert stack.stop() == 0, stack.log_path.read_text()[-3000:]
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{make_url(settings.warehouse_url).database}" WITH (FORCE)')
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +109,7 @@ def test_sending_again_changes_nothing(aws_stack, sample, sent):
     result = aws_stack.cli("verify", "--wait", "60")
     assert result.returncode == 0, result.stdout
     assert set(verify_rows(result.stdout).values()) == {(f"{LINES:,}", sample[1])}
+    status = aws_stack.cli("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for group in ("s3-archiver", "dynamo-writer", "warehouse-loader"):
+        assert re.search(rf"{group}\s*│\s*4/4 shards checkpointed\s*│\s*0\s", status.stdout), status.stdout

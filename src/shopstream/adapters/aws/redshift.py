@@ -103,12 +103,33 @@ class SqlWarehouse:
                 dbapi_connection.commit()
 
     def create_schema(self) -> None:
+        """The fact table (and, on PostgreSQL, the database itself) if missing; idempotent."""
+        if self.is_postgres:
+            self._create_database()
         with self.engine.begin() as conn:
             if not self.engine.dialect.has_table(conn, FACT_TABLE):
                 conn.exec_driver_sql(fact_ddl(self.engine.dialect))
             if self.is_postgres:  # the merge's anti-join probes it (Redshift has no indexes: sort keys)
                 conn.exec_driver_sql(f"CREATE UNIQUE INDEX IF NOT EXISTS {FACT_TABLE}_event_id "
                                      f"ON {FACT_TABLE} (event_id)")
+
+    def _create_database(self) -> None:
+        url = self.engine.url
+        try:
+            with self.engine.connect():
+                return
+        except sa.exc.OperationalError as error:
+            if f'database "{url.database}" does not exist' not in str(error):
+                raise
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+        except sa.exc.ProgrammingError as error:  # created meanwhile by another init
+            if "already exists" not in str(error):
+                raise
+        finally:
+            admin.dispose()
 
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:

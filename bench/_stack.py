@@ -20,10 +20,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_stack(data_dir: Path, quiet: bool = True):
+def local_stack(data_dir: Path, quiet: bool = True, extra_env: dict[str, str] | None = None):
     ports = {"SHOPSTREAM_INGEST_PORT": free_port(), "SHOPSTREAM_INVOICE_PORT": free_port(),
              "SHOPSTREAM_ANALYTICS_PORT": free_port()}
-    env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), **{k: str(v) for k, v in ports.items()}})
+    env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), **{k: str(v) for k, v in ports.items()},
+                       **(extra_env or {})})
     supervisor = Supervisor(ALL_SERVICES, env, lambda *a: None if quiet else print(*a))
     supervisor.start()
     urls = {"ingest": f"http://127.0.0.1:{ports['SHOPSTREAM_INGEST_PORT']}",

@@ -52,8 +52,10 @@ def _client(service: str, region: str, endpoint_url: str | None):
             _CLIENTS[key] = boto3.session.Session(region_name=region).client(
                 service,
                 endpoint_url=endpoint_url,
+                # No client-side validation: botocore's walk of every item costs more than the
+                # call itself on big batches, and the service validates anyway.
                 config=Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=32,
-                              connect_timeout=5, read_timeout=60),
+                              connect_timeout=5, read_timeout=60, parameter_validation=False),
             )
         return _CLIENTS[key]
 

@@ -1,7 +1,7 @@
 """The stream on Kinesis Data Streams: an aggregating producer and lease-based readers.
 
-Producer. A request's new events are grouped by hash group (crc32(invoice_no) mod
-`kinesis_hash_groups`); each group is sent with one fixed ExplicitHashKey, so an
+Producer. A request's new events are grouped by hash group (`partition_of(invoice_no,
+kinesis_hash_groups)`, crc32); each group is sent with one fixed ExplicitHashKey, so an
 invoice always lands on the same shard and its lines stay in order. A group's events
 travel as few records as possible (aggregation: one record is one Arrow IPC stream of
 EVENT_SCHEMA, under 1 MB, behind an 8-byte header with its event count). PutRecords
@@ -22,7 +22,6 @@ import logging
 import struct
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from shopstream.adapters.aws.clients import Aws, backoff, error_code
 from shopstream.adapters.aws.leases import SHARD_END, Lease, LeaseCoordinator, list_all_shards, read_leases
 from shopstream.adapters.aws.ledger import DynamoLedger
 from shopstream.domain.columnar import EventTable, events_to_table, first_occurrences, from_ipc, to_ipc
+from shopstream.domain.events import partition_of
 from shopstream.domain.line import Event, Totals
 from shopstream.ports import AppendResult, Batch, GroupStatus
 
@@ -109,7 +109,7 @@ class KinesisStream:
     def _put(self, table: EventTable) -> None:
         groups: dict[int, list[int]] = {}
         for row, invoice_no in enumerate(table["invoice_no"].to_pylist()):
-            groups.setdefault(zlib.crc32(invoice_no.encode()) % self.hash_groups, []).append(row)
+            groups.setdefault(partition_of(invoice_no, self.hash_groups), []).append(row)
         entries = [
             {"Data": data, "PartitionKey": f"g{group}", "ExplicitHashKey": str(hash_key(group, self.hash_groups))}
             for group, rows in sorted(groups.items())
@@ -133,9 +133,10 @@ class KinesisStream:
             response = self.kinesis.put_records(StreamName=self.name, Records=pending)
             if not response.get("FailedRecordCount"):
                 return
-            pending = [e for e, r in zip(pending, response["Records"]) if r.get("ErrorCode")]
-            log.warning("PutRecords: %d of %d records failed (%s); resending", len(pending),
-                        len(response["Records"]), response["Records"][0].get("ErrorCode", "?"))
+            failed = [(e, r["ErrorCode"]) for e, r in zip(pending, response["Records"]) if r.get("ErrorCode")]
+            log.warning("PutRecords: %d of %d records failed (%s); resending them", len(failed), len(pending),
+                        ", ".join(sorted({code for _, code in failed})))
+            pending = [e for e, _ in failed]
             time.sleep(backoff(attempt, base=0.1))
         raise RuntimeError(f"PutRecords: {len(pending)} records still failing after {MAX_PUT_ATTEMPTS} tries")
 

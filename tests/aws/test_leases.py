@@ -201,3 +201,35 @@ def test_resharding_parents_are_read_before_their_children(tmp_path):
     assert [leases[s].checkpoint for s in ("shard-0", "shard-1", "shard-2")] == [SHARD_END] * 3
     assert (leases["shard-3"].checkpoint, leases["shard-4"].checkpoint) == ("4", "2")  # one record per event
     stream.close()
+
+
+def test_a_paused_owner_can_neither_renew_nor_checkpoint_after_a_takeover():
+    from shopstream.adapters.aws.leases import LeaseCoordinator
+
+    settings = provisioned()
+    aws, names = Aws.from_settings(settings), Names.from_settings(settings)
+    kinesis = aws.client("kinesis")
+
+    def worker(name: str) -> LeaseCoordinator:
+        return LeaseCoordinator(aws, names.lease_table, kinesis, names.stream, "g", lease_seconds=1.0, worker_id=name)
+
+    a = worker("a")
+    a.tick()
+    assert len(a.owned()) == 4  # alone: every shard
+    shard, lease = sorted(a.owned().items())[0]
+    assert a.checkpoint(shard, lease.token, "7")
+    a.tick()  # a renewal in between does not invalidate the next checkpoint (no shared counter)
+    assert a.checkpoint(shard, lease.token, "8")
+    time.sleep(2.1)  # "a" pauses (a long GC, a stalled host) past its leases' expiry
+    b = worker("b")
+    b.tick()
+    assert set(b.owned()) == set(a.owned())  # expired leases are taken over
+    assert not a.checkpoint(shard, lease.token, "9")  # fenced by the token
+    assert shard not in a.owned()
+    a.tick()  # its renewals fail and it drops those; it may take one back fairly (a new token)
+    leases = read_leases(aws, names.lease_table, "g")
+    for sid, mine in a.owned().items():
+        assert (leases[sid].owner, leases[sid].token) == ("a", mine.token) and mine.token != lease.token
+    assert leases[shard].checkpoint == "8"  # whoever owns it resumes from a's last checkpoint
+    b.tick()  # b's renewal of anything "a" took back fails: the views agree again
+    assert not set(a.owned()) & set(b.owned()) and len(a.owned()) + len(b.owned()) == 4

@@ -50,7 +50,7 @@ def aws_stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("aws-stack")
     stack = Stack(base / "data", base / "up.log")
     # A database that does not exist yet: init creates it, as it does the stream, bucket and tables.
-    settings = aws_settings(lease_seconds=5.0, kinesis_poll_seconds=0.2)
+    settings = aws_settings(lease_seconds=10.0, kinesis_poll_seconds=1.0)  # the defaults: moto serves fewer polls
     warehouse = make_url(settings.warehouse_url)
     settings.warehouse_url = warehouse.set(database=f"{warehouse.database}_up").render_as_string(hide_password=False)
     stack.env.update(aws_env(settings))

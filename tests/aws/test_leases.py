@@ -53,9 +53,11 @@ def wait_for(check, timeout: float, what: str):
 
 @pytest.fixture
 def lease_env():
-    settings = provisioned(lease_seconds=2.0, kinesis_poll_seconds=0.1)
+    # Leases of 6 s (renewed every 2 s): short enough for a quick takeover, long enough that a
+    # task starved of CPU on a busy machine does not lose its leases spuriously.
+    settings = provisioned(lease_seconds=6.0, kinesis_poll_seconds=0.1)
     aws, names = Aws.from_settings(settings), Names.from_settings(settings)
-    stream = KinesisStream(aws, names.stream, names.ledger_table, names.lease_table, 64, 0.1, 2.0)
+    stream = KinesisStream(aws, names.stream, names.ledger_table, names.lease_table, 64, 0.1, 6.0)
     workers: list[subprocess.Popen] = []
 
     def start(out: Path) -> subprocess.Popen:
@@ -87,12 +89,13 @@ def test_two_tasks_split_the_shards_and_a_killed_ones_are_taken_over(lease_env, 
     a_out, b_out, c_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
     a, b = start(a_out), start(b_out)
     # Fair share: 4 shards, 2 live tasks -> 2 each (the later one steals from the first).
-    wait_for(lambda: sorted(len(v) for v in owners(stream, names).values()) == [2, 2], 30, "a 2/2 split")
+    wait_for(lambda: sorted(len(v) for v in owners(stream, names).values()) == [2, 2], 60, "a 2/2 split")
+    time.sleep(3)  # one renewal round (2 s): the task a lease was taken from has noticed and let go
 
     first = make_events(rows(600000, 100), prefix="first")
     stream.append(first)
     everything = {e.event_id for e in first}
-    wait_for(lambda: {i for r in processed(a_out) + processed(b_out) for i in r["events"]} == everything, 30,
+    wait_for(lambda: {i for r in processed(a_out) + processed(b_out) for i in r["events"]} == everything, 60,
              "both tasks to process the first events")
     a_shards = {r["shard"] for r in processed(a_out)}
     b_shards = {r["shard"] for r in processed(b_out)}
@@ -104,7 +107,7 @@ def test_two_tasks_split_the_shards_and_a_killed_ones_are_taken_over(lease_env, 
     second = make_events(rows(700000, 100), prefix="second")
     stream.append(second)
     wanted = {e.event_id for e in second}
-    wait_for(lambda: wanted <= {i for r in processed(b_out) for i in r["events"]}, 30,
+    wait_for(lambda: wanted <= {i for r in processed(b_out) for i in r["events"]}, 60,
              "the survivor to take over the killed task's shards")
     assert {r["shard"] for r in processed(b_out)} == a_shards | b_shards
     assert len(processed(a_out)) == a_lines
@@ -114,7 +117,7 @@ def test_two_tasks_split_the_shards_and_a_killed_ones_are_taken_over(lease_env, 
     third = make_events(rows(800000, 20), prefix="third")
     stream.append(third)
     start(c_out)
-    wait_for(lambda: {i for r in processed(c_out) for i in r["events"]} >= {e.event_id for e in third}, 30,
+    wait_for(lambda: {i for r in processed(c_out) for i in r["events"]} >= {e.event_id for e in third}, 60,
              "a new task to resume from the checkpoints")
     # Checkpoints resume: the new task gets only what nobody committed.
     assert {i for r in processed(c_out) for i in r["events"]} == {e.event_id for e in third}

@@ -21,13 +21,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_stack(data_dir: Path, quiet: bool = True, **settings: str):
+def local_stack(data_dir: Path, quiet: bool = True, extra_env: dict[str, str] | None = None, **settings: str):
     """Yields (urls, env, supervisor); env["SHOPSTREAM_API_KEY"] is an admin key for clients."""
     ports = {"SHOPSTREAM_INGEST_PORT": free_port(), "SHOPSTREAM_INVOICE_PORT": free_port(),
              "SHOPSTREAM_ANALYTICS_PORT": free_port()}
     keys_file = data_dir / "api-keys.json"
     env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), "SHOPSTREAM_API_KEYS_FILE": str(keys_file),
-                       **{k: str(v) for k, v in ports.items()}, **settings})
+                       **{k: str(v) for k, v in ports.items()}, **settings, **(extra_env or {})})
     env["SHOPSTREAM_API_KEY"] = ensure_dev_key(keys_file, data_dir / "dev-api-key")
     supervisor = Supervisor(ALL_SERVICES, env, lambda *a: None if quiet else print(*a))
     supervisor.start()

@@ -16,13 +16,39 @@ from shopstream.ports import AnalyticsSource, DeadLetters, RawLake, Store, Strea
 class Container:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        if self.settings.profile != "local":
-            raise NotImplementedError(
-                f"profile {self.settings.profile!r} is not available yet; use SHOPSTREAM_PROFILE=local"
-            )
+        self.aws_profile = self.settings.profile == "aws"
+
+    def _aws(self):
+        """A fresh client holder per port: each closes its own thread pool."""
+        try:
+            from shopstream.adapters.aws.clients import Aws
+            from shopstream.adapters.aws.resources import Names
+        except ImportError as error:
+            raise RuntimeError(f"the aws profile needs the aws extra: pip install 'shopstream[aws]' ({error})") from None
+        return Aws.from_settings(self.settings), Names.from_settings(self.settings)
+
+    def init_resources(self) -> list[str]:
+        """Create whatever is missing (stream, lake, store, warehouse); idempotent. Returns what it created."""
+        if not self.aws_profile:
+            for port in ("stream", "dead_letters", "lake", "store", "warehouse"):
+                getattr(self, port)
+            return []
+        from shopstream.adapters.aws.resources import create_missing
+
+        aws, names = self._aws()
+        created = create_missing(aws, names, self.settings.kinesis_shards)
+        self.warehouse.create_schema()
+        return created
 
     @cached_property
     def stream(self) -> Stream:
+        if self.aws_profile:
+            from shopstream.adapters.aws.kinesis import KinesisStream
+
+            aws, names = self._aws()
+            s = self.settings
+            return KinesisStream(aws, names.stream, names.ledger_table, names.lease_table, s.kinesis_hash_groups,
+                                 s.kinesis_poll_seconds, s.lease_seconds)
         from shopstream.adapters.local.log import LocalLog
 
         s = self.settings
@@ -30,18 +56,33 @@ class Container:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
+        if self.aws_profile:
+            from shopstream.adapters.aws.s3 import S3DeadLetters
+
+            aws, names = self._aws()
+            return S3DeadLetters(aws, names.bucket, names.prefix)
         from shopstream.adapters.local.dead_letters import LocalDeadLetters
 
         return LocalDeadLetters(self.settings.dead_letters_path, self.settings.stream_sync)
 
     @cached_property
     def lake(self) -> RawLake:
+        if self.aws_profile:
+            from shopstream.adapters.aws.s3 import S3Lake
+
+            aws, names = self._aws()
+            return S3Lake(aws, names.bucket, names.prefix, names.lake_index_table)
         from shopstream.adapters.local.lake import LocalLake
 
         return LocalLake(self.settings.lake_dir)
 
     @cached_property
     def store(self) -> Store:
+        if self.aws_profile:
+            from shopstream.adapters.aws.dynamodb import DynamoStore
+
+            aws, names = self._aws()
+            return DynamoStore(aws, names.table)
         from shopstream.adapters.local.store import SqliteStore
 
         return SqliteStore(self.settings.store_path, busy_timeout=self.settings.sqlite_busy_timeout_seconds)
@@ -49,6 +90,10 @@ class Container:
     @cached_property
     def warehouse(self) -> Warehouse:
         """The writer: only the warehouse-loader (or a bulk load) opens this."""
+        if self.aws_profile:
+            from shopstream.adapters.aws.redshift import SqlWarehouse
+
+            return SqlWarehouse(self.settings.warehouse_url, marts_interval=self.settings.marts_interval_seconds)
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
         s = self.settings
@@ -56,6 +101,10 @@ class Container:
 
     @cached_property
     def warehouse_reader(self) -> Warehouse:
+        if self.aws_profile:  # Redshift/PostgreSQL serve readers beside the writer
+            from shopstream.adapters.aws.redshift import SqlWarehouse
+
+            return SqlWarehouse(self.settings.warehouse_url, marts_interval=self.settings.marts_interval_seconds)
         from shopstream.adapters.local.warehouse import DuckDBSnapshotReader
 
         return DuckDBSnapshotReader(self.settings.warehouse_path)

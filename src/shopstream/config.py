@@ -6,11 +6,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SHOPSTREAM_", extra="ignore", populate_by_name=True)
 
     profile: Literal["local", "aws"] = "local"
     data_dir: Path = Path("shopstream-data")
@@ -60,6 +61,20 @@ class Settings(BaseSettings):
     @cached_property
     def dev_key_path(self) -> Path:
         return self.data_dir / "dev-api-key"
+
+    # aws profile (docs/aws.md). Endpoint, region and credentials are the standard AWS ones.
+    aws_endpoint_url: str | None = Field(None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"))
+    aws_region: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "aws_region")
+    )
+    stream_name: str = "shopstream"  # Kinesis
+    lake_uri: str = "s3://shopstream-lake"  # s3://bucket[/prefix]
+    table_name: str = "shopstream"  # DynamoDB; companions <name>-ledger, -lake-index, -leases
+    warehouse_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/shopstream"  # or redshift+redshift_connector://
+    kinesis_shards: int = 4  # what `init` creates
+    kinesis_hash_groups: int = 64  # invoices map to this many explicit hash keys (the most shards that get load)
+    kinesis_poll_seconds: float = 1.0  # wait before polling a caught-up shard again (5 reads/s/shard on AWS)
+    lease_seconds: float = 10.0  # a dead consumer task's shards are taken over after this
 
     @cached_property
     def stream_path(self) -> Path:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from shopstream.domain.columnar import EventTable, table_to_events
 from shopstream.domain.line import DeadLetter, Event, Totals
 from shopstream.domain.views import CustomerSummary, Invoice, InvoicePage
+from shopstream.domain.views import InvalidCursor as InvalidCursor  # defined beside the cursor codec
 
 
 @dataclass
@@ -144,7 +145,3 @@ class AnalyticsSource(Protocol):
 
 class WarehouseNotReady(RuntimeError):
     """Nothing has been published to read yet (the API answers 503, Retry-After)."""
-
-
-class InvalidCursor(ValueError):
-    """A pagination cursor that this store did not make."""

@@ -5,7 +5,7 @@ and nothing raises."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from hypothesis import given, settings

@@ -68,10 +68,25 @@ def init(data_dir: DataDir = None) -> None:
 
     settings = _settings(data_dir)
     container = Container(settings)
-    for port in ("stream", "dead_letters", "lake", "store", "warehouse"):
-        getattr(container, port)
-    container.close()
-    console.print(f"[green]ready[/]: {settings.data_dir.resolve()}")
+    try:
+        created = container.init_resources()
+    except Exception as error:  # e.g. the endpoint is unreachable or credentials are missing
+        raise _fail(f"init failed: {type(error).__name__}: {error}") from None
+    finally:
+        container.close()
+    for line in created:
+        console.print(f"created {escape(line)}")
+    if settings.profile == "aws":
+        console.print(f"[green]ready[/]: stream {settings.stream_name}, lake {settings.lake_uri}, "
+                      f"table {settings.table_name}, warehouse {_redacted(settings.warehouse_url)}")
+    else:
+        console.print(f"[green]ready[/]: {settings.data_dir.resolve()}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _consumer_ports(settings: Settings) -> dict[str, int]:
@@ -181,7 +196,7 @@ def up(
     invoice_port: Port = None,
     analytics_port: Port = None,
 ) -> None:
-    """Run every service on this machine (local profile) until Ctrl-C."""
+    """Run every service on this machine (either profile) until Ctrl-C."""
     settings = _settings(data_dir, host=host, ingest_port=ingest_port, invoice_port=invoice_port,
                          analytics_port=analytics_port)
     supervisor, urls = _start_services(settings)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
+
+import orjson
 
 from shopstream.domain.money import format_money
 
@@ -102,3 +105,22 @@ class InvoicePage:
     next_cursor: str | None
     total_invoices: int
     net_spend_milli: int
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this store did not make."""
+
+
+def encode_cursor(header: InvoiceHeader) -> str:
+    """The opaque `next_cursor`: the last row's (invoice_date, invoice_no) in the newest-first order."""
+    raw = orjson.dumps([header.invoice_date.isoformat(sep=" "), header.invoice_no])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        date, no = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        datetime.fromisoformat(date)
+        return str(date), str(no)
+    except Exception:
+        raise InvalidCursor(f"invalid cursor {cursor[:40]!r}") from None

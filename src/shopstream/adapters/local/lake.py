@@ -23,12 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shopstream.domain.columnar import EventTable, distinct_totals, first_occurrences
+from shopstream.domain.lake import object_key
 from shopstream.domain.line import Totals
-
-
-def object_key(batch_id: str, table: EventTable) -> str:
-    at = table["received_at"][0].as_py()
-    return f"raw/ingest_date={at:%Y-%m-%d}/hour={at:%H}/batch-{batch_id}.parquet"
 
 
 class LocalLake:

@@ -10,7 +10,6 @@ batch changes nothing.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from pathlib import Path
 
@@ -25,8 +24,9 @@ from shopstream.domain.views import (
     InvoiceHeader,
     InvoiceLineView,
     InvoicePage,
+    decode_cursor,
+    encode_cursor,
 )
-from shopstream.ports import InvalidCursor
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lines (
@@ -98,20 +98,6 @@ def _header(row: tuple) -> InvoiceHeader:
     return InvoiceHeader(no, datetime.fromisoformat(date), customer, country, count, total)
 
 
-def _encode_cursor(header: InvoiceHeader) -> str:
-    raw = orjson.dumps([header.invoice_date.isoformat(sep=" "), header.invoice_no])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        date, no = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        datetime.fromisoformat(date)
-        return str(date), str(no)
-    except Exception:
-        raise InvalidCursor(f"invalid cursor {cursor[:40]!r}") from None
-
-
 class SqliteStore:
     def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 30.0) -> None:
         self._db = PerThread(path, synchronous, setup=SCHEMA, busy_timeout=busy_timeout)
@@ -179,7 +165,7 @@ class SqliteStore:
         if totals is None:
             return None
         if cursor:
-            after_date, after_no = _decode_cursor(cursor)
+            after_date, after_no = decode_cursor(cursor)
             rows = conn.execute(
                 f"SELECT {_HEADER_COLUMNS} FROM invoices WHERE customer_id = ? "
                 "AND (invoice_date, invoice_no) < (?, ?) "
@@ -193,7 +179,7 @@ class SqliteStore:
                 (customer_id, limit + 1),
             ).fetchall()
         headers = [_header(r) for r in rows[:limit]]
-        next_cursor = _encode_cursor(headers[-1]) if len(rows) > limit else None
+        next_cursor = encode_cursor(headers[-1]) if len(rows) > limit else None
         return InvoicePage(headers, next_cursor, totals[0], totals[1])
 
     def totals(self) -> Totals:

@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     kinesis_poll_seconds: float = 1.0  # wait before polling a caught-up shard again (5 reads/s/shard on AWS)
     lease_seconds: float = 10.0  # a dead consumer task's shards are taken over after this
 
+    # bulk-loader (the inbox service)
+    bulk_inbox: Path | None = None  # default <data_dir>/inbox
+    bulk_schedule: str = "* * * * *"  # cron; a 6th field is seconds ("* * * * * */10")
+    bulk_settle_seconds: float = 2.0  # a file must be unchanged this long (still being copied?)
+
+    @cached_property
+    def bulk_inbox_dir(self) -> Path:
+        return self.bulk_inbox or self.data_dir / "inbox"
+
     @cached_property
     def stream_path(self) -> Path:
         return self.data_dir / "stream.sqlite3"

@@ -70,6 +70,9 @@ class Stream(Protocol):
 
         Returns how many event ids were new, so `verify` counts what a bulk load accepted."""
 
+    def accepted_among(self, event_ids: Sequence[str]) -> set[str]:
+        """The ids of `event_ids` accepted before (bulk loads skip those: they are in the sinks)."""
+
     def accepted(self) -> Totals:
         """Distinct accepted events and their money: what every sink must match."""
 

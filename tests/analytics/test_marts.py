@@ -48,6 +48,7 @@ def test_a_crash_between_write_and_publish_is_caught_up_on_restart(tmp_path, reb
     writer = duckdb_warehouse(path, EARLY, prefix="a")
     writer.write(make_table(LATE, prefix="b"))
     writer._conn.close()  # killed before it published: the lines are in, the marts are behind
+    writer._turn.release()  # (the kernel drops a killed process's lock)
     DuckDBWarehouse(path, snapshot_interval=3600).close()
     assert marts(DuckDBSnapshotReader(path)) == rebuilt
 
@@ -58,6 +59,7 @@ def test_marts_of_another_version_are_rebuilt(tmp_path, rebuilt):
     writer._conn.execute("UPDATE mart_meta SET marts_version = 0")
     writer._conn.execute("DELETE FROM mart_rfm")
     writer._conn.close()
+    writer._turn.release()
     DuckDBWarehouse(path, snapshot_interval=3600).close()
     assert marts(DuckDBSnapshotReader(path)) == rebuilt
 

@@ -51,7 +51,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command()
 def service(
-    name: Annotated[str, typer.Argument(help="ingest-api, invoice-api, analytics-api, s3-archiver, dynamo-writer or warehouse-loader")],
+    name: Annotated[str, typer.Argument(help="ingest-api, invoice-api, analytics-api, s3-archiver, dynamo-writer, "
+                                          "warehouse-loader or bulk-loader")],
     host: Annotated[Optional[str], typer.Option(help="listen address (HTTP services)")] = None,
     port: Annotated[Optional[int], typer.Option(help="listen port (HTTP services)")] = None,
 ) -> None:
@@ -483,6 +484,12 @@ def demo(
         console.print("stopping...")
         supervisor.stop()
     raise typer.Exit(code)
+
+
+# The batch path's command lives in its own module (it imports the helpers above).
+from shopstream.cli.bulk import bulk_load  # noqa: E402
+
+app.command("bulk-load")(bulk_load)
 
 
 def main() -> None:

@@ -146,6 +146,8 @@ def distinct_totals(table: pa.Table) -> Totals:
 
 def first_occurrences(table: EventTable, excluded: set[str]) -> EventTable:
     """Rows whose event id is not in `excluded` and not seen earlier in the table."""
+    if not excluded and pc.count_distinct(table["event_id"]).as_py() == table.num_rows:
+        return table  # the common case, without a Python loop
     ids = table["event_id"].to_pylist()
     keep, seen = [], set(excluded)
     for i, event_id in enumerate(ids):

@@ -24,7 +24,8 @@ HTTP_SERVICES = {
     )
 }
 CONSUMER_SERVICES = ("s3-archiver", "dynamo-writer", "warehouse-loader")
-ALL_SERVICES = (*HTTP_SERVICES, *CONSUMER_SERVICES)
+SCHEDULED_SERVICES = ("bulk-loader",)
+ALL_SERVICES = (*HTTP_SERVICES, *CONSUMER_SERVICES, *SCHEDULED_SERVICES)
 
 
 def consumer_port(settings: Settings, name: str) -> int:
@@ -84,5 +85,10 @@ def run_service(name: str, host: str | None = None, port: int | None = None) -> 
         finally:
             if server is not None:
                 server.stop()
+    elif name == "bulk-loader":
+        from shopstream.bulk.inbox import run_bulk_loader
+        from shopstream.consumer import _stop_on_signals
+
+        run_bulk_loader(Container(settings), _stop_on_signals())
     else:
         raise SystemExit(f"unknown service {name!r}; one of: {', '.join(ALL_SERVICES)}")

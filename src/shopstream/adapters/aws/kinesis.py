@@ -94,6 +94,9 @@ class KinesisStream:
             self.ledger.record(fresh)  # only after every record is in
         return AppendResult(fresh.num_rows, known)
 
+    def accepted_among(self, event_ids: Sequence[str]) -> set[str]:
+        return set(self.ledger.known(list(event_ids)))
+
     def record_accepted(self, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0

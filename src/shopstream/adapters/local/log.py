@@ -13,6 +13,7 @@ Several processes may append and read at once; a commit survives SIGKILL.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -58,16 +59,9 @@ class LocalLog:
     def append(self, table: EventTable) -> AppendResult:
         if table.num_rows == 0:
             return AppendResult(0)
-        ids = table["event_id"].to_pylist()
         now = time.time()
         with self._lock, transaction(self._conn, immediate=True) as conn:
-            known = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT l.event_id FROM json_each(?) j JOIN ledger l ON l.event_id = j.value",
-                    (orjson.dumps(ids),),
-                )
-            }
+            known = self._known(conn, table["event_id"].to_pylist())
             fresh = first_occurrences(table, known)
             conn.executemany(
                 "INSERT INTO ledger (event_id, amount_milli) VALUES (?, ?)",
@@ -90,6 +84,17 @@ class LocalLog:
             parts.append((partition, table.slice(start, len(positions))))
             start += len(positions)
         return parts
+
+    @staticmethod
+    def _known(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+        rows = conn.execute(
+            "SELECT l.event_id FROM json_each(?) j JOIN ledger l ON l.event_id = j.value", (orjson.dumps(ids),)
+        )
+        return {row[0] for row in rows}
+
+    def accepted_among(self, event_ids: Sequence[str]) -> set[str]:
+        with self._lock:
+            return self._known(self._conn, event_ids)
 
     def record_accepted(self, table: EventTable) -> int:
         totals = line_totals_milli(table).to_pylist()

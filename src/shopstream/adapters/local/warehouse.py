@@ -1,11 +1,14 @@
 """The local warehouse: DuckDB.
 
 DuckDB lets one process write a database file, and no other process read it
-meanwhile. So the warehouse-loader owns `warehouse.duckdb`, and after it commits it
-publishes a copy, `warehouse.snapshot.duckdb`, which readers (analytics-api,
-verify) open read-only; they reopen when a newer copy appears. Publishing is
-throttled (SHOPSTREAM_SNAPSHOT_INTERVAL_SECONDS) and always happens when the loader
-goes idle, so readers lag the loader by at most that interval.
+meanwhile. Two processes write it: the warehouse-loader (from the stream) and a bulk
+load (from files). They take turns (`FileTurn`): a writer holds the file while it has
+work and nobody else waits, and lets go after its current batch when someone does, or
+when it goes idle; it leaves the metric marts matching the facts when it lets go.
+After it commits, the holder publishes a copy, `warehouse.snapshot.duckdb`, which
+readers (analytics-api, verify) open read-only; they reopen when a newer copy appears.
+Publishing is throttled (SHOPSTREAM_SNAPSHOT_INTERVAL_SECONDS) and always happens when
+a writer goes idle, so readers lag the writers by at most that interval.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import duckdb
 
+from shopstream.adapters.local.file_turn import FileTurn
 from shopstream.domain.columnar import EventTable
 from shopstream.domain.line import Totals
 from shopstream.domain.metrics import (
@@ -55,29 +59,57 @@ QUALIFY row_number() OVER (PARTITION BY event_id) = 1
 
 
 class DuckDBWarehouse:
-    """Writer: owns the database file. Use `DuckDBSnapshotReader` to read from elsewhere."""
+    """Writer. Use `DuckDBSnapshotReader` to read from elsewhere."""
 
-    def __init__(self, path: Path, snapshot_interval: float = 1.0, marts_interval: float = 5.0) -> None:
+    def __init__(self, path: Path, snapshot_interval: float = 1.0, marts_interval: float = 5.0,
+                 turn_timeout: float = 600.0, memory_limit: str = "256MB") -> None:
         self.path = path
         self.snapshot_path = snapshot_path_for(path)
         self.snapshot_interval = snapshot_interval
         self.marts_interval = marts_interval
+        self.turn_timeout = turn_timeout
+        self.memory_limit = memory_limit  # DuckDB caches up to 80% of RAM by default
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = duckdb.connect(str(path))
-        self._conn.execute(FACT_DDL)
-        behind = self._create_marts()
-        self._marts_stale_since: datetime | None = EARLIEST if behind else None
+        self._turn = FileTurn(path)
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._marts_stale_since: datetime | None = None
         # Publish once on start: a loader killed after a commit but before publishing
         # would otherwise leave readers on an older snapshot until new lines arrive.
         self._dirty = True
         self._published_at = 0.0
         self._marts_refreshed_at = 0.0
+        self._open()
         self.publish()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """Take the turn and open the file (a fresh instance: it sees the other writer's work)."""
+        if self._conn is None:
+            self._turn.acquire(self.turn_timeout)
+            try:
+                self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit})
+                self._conn.execute(FACT_DDL)
+                if self._create_marts():
+                    self._marts_stale_since = EARLIEST
+            except BaseException:
+                self._conn = None
+                self._turn.release()
+                raise
+        return self._conn
+
+    def release(self) -> None:
+        """Bring the marts up to date, close the file and give up the turn (what was
+        written stays unpublished until publish())."""
+        if self._conn is not None:
+            if self._marts_stale_since is not None:
+                self.refresh_marts()  # the next writer finds marts that match the facts
+            conn, self._conn = self._conn, None
+            conn.close()  # checkpoints: the file alone holds every commit
+        self._turn.release()
 
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0
-        conn = self._conn
+        conn = self._open()
         conn.register("batch", table)
         try:
             earliest = conn.execute("SELECT MIN(invoice_date) FROM batch").fetchone()[0]
@@ -98,19 +130,26 @@ class DuckDBWarehouse:
                 # while lines keep coming, the marts catch up every marts_interval (their
                 # refresh costs more than a snapshot); publish() when idle always refreshes
                 self._publish(refresh=now - self._marts_refreshed_at >= self.marts_interval)
+        if self._turn.others_waiting():
+            self.release()
         return new
 
-    def publish(self) -> None:
-        """Bring the marts up to date, then copy the checkpointed file to the snapshot path, atomically."""
+    def publish(self, keep: bool = False) -> None:
+        """Bring the marts up to date, copy the checkpointed file to the snapshot path
+        atomically, then, unless `keep`, let go of the file (what a writer calls when idle)."""
         self._publish(refresh=True)
+        if not keep:
+            self.release()
 
     def _publish(self, refresh: bool) -> None:
         if refresh and self._marts_stale_since is not None:
+            self._open()
             self.refresh_marts()
             self._dirty = True
         if not self._dirty:
             return
-        self._conn.execute("CHECKPOINT")
+        conn = self._open()
+        conn.execute("CHECKPOINT")
         tmp = self.snapshot_path.with_name(f".{self.snapshot_path.name}.tmp-{os.getpid()}")
         shutil.copyfile(self.path, tmp)
         os.replace(tmp, self.snapshot_path)
@@ -140,7 +179,7 @@ class DuckDBWarehouse:
         since = stale if since is None else min(since, stale or since)
         if since is None:
             return
-        conn = self._conn
+        conn = self._open()
         conn.execute("BEGIN")
         try:
             for statement in MART_REFRESH:
@@ -153,12 +192,13 @@ class DuckDBWarehouse:
         self._marts_refreshed_at = time.monotonic()
 
     def totals(self) -> Totals:
-        lines, amount = self._conn.execute(TOTALS_SQL).fetchone()
+        lines, amount = self._open().execute(TOTALS_SQL).fetchone()
+        if self._turn.others_waiting():
+            self.release()
         return Totals(lines, int(amount * 1000))
 
     def close(self) -> None:
         self.publish()
-        self._conn.close()
 
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

@@ -1,0 +1,1 @@
+"""The batch path: files loaded straight into the lake, the store and the warehouse."""

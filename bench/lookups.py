@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _load import load_store, open_loop, percentiles  # noqa: E402
@@ -67,10 +68,15 @@ def main() -> None:
                 return "GET /customers/{id}/invoices", f"/customers/{rng.choice(customers)}/invoices"
 
             asyncio.run(open_loop(url, args.rate, 3, paths, headers=headers))  # warm up
+            cpu = psutil.Process(server.pid).cpu_times()
             latencies = asyncio.run(open_loop(url, args.rate, args.seconds, paths, headers=headers))
+            after = psutil.Process(server.pid).cpu_times()
+            cpu_us = (after.user + after.system - cpu.user - cpu.system) / (args.rate * args.seconds) * 1e6
         finally:
             server.terminate()
             server.wait()
+    print(f"invoice-api CPU per request: {cpu_us:.0f} µs; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
     print(f"| endpoint at {args.rate:.0f} req/s total, {args.seconds:.0f}s | requests | p50 | p95 | p99 |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, samples in sorted(latencies.items()):

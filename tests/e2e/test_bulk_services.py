@@ -16,7 +16,8 @@ import pytest
 
 from shopstream.adapters.local.log import LocalLog
 from shopstream.bootstrap import Container
-from shopstream.bulk.inbox import CLAIMED, Inbox, scan_once
+from shopstream.adapters.local.inbox import CLAIMED, LocalInbox
+from shopstream.bulk.inbox import scan_once
 from shopstream.bulk.load import LoadInterrupted, load_file
 from shopstream.config import Settings
 from shopstream.domain.line import Totals
@@ -134,7 +135,7 @@ def test_two_bulk_loaders_share_an_inbox_and_never_load_a_file_twice(tmp_path):
 
 def test_a_dead_loaders_claim_is_finished_by_the_next_one(tmp_path):
     data = tmp_path / "data"
-    inbox = Inbox(data / "inbox", settle_seconds=0)
+    inbox = LocalInbox(data / "inbox", settle_seconds=0)
     write_csv(tmp_path / "day.csv", 1_000, seed=9)
     # a loader (long gone) had claimed the file and loaded part of it when it stopped
     orphan = data / "inbox" / CLAIMED / "999999999.12345--day.csv"

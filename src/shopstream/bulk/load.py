@@ -128,14 +128,19 @@ def load_file(
     on_progress: Progress | None = None,
     source: str | None = None,
     stop: threading.Event | None = None,
+    digest: str | None = None,
+    label: str | None = None,
 ) -> LoadSummary:
-    """Load one file (CSV, CSV.gz, XLSX or Parquet) into every sink; see the module doc."""
+    """Load one file (CSV, CSV.gz, XLSX or Parquet) into every sink; see the module doc.
+
+    `digest`: the SHA-256 of the file's bytes when the caller has it already (an S3
+    download hashes on the way); `label`: its name in the summary (an s3:// URI)."""
     started = time.perf_counter()
-    digest = content_hash(path)
-    summary = LoadSummary(str(path), detect_format(path), digest)
+    digest = digest or content_hash(path)
+    summary = LoadSummary(label or str(path), detect_format(path), digest)
     zone = ZoneInfo(container.settings.shop_timezone)
     received_at = datetime.now(zone).replace(tzinfo=None)
-    source = (source or f"bulk:{path.name}")[:200]
+    source = (source or f"bulk:{Path(label).name if label else path.name}")[:200]
     parser = ColumnParser(container.settings.shop_timezone)
     reasons: Counter[str] = Counter()
 

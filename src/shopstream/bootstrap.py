@@ -93,7 +93,13 @@ class Container:
         if self.aws_profile:
             from shopstream.adapters.aws.redshift import SqlWarehouse
 
-            return SqlWarehouse(self.settings.warehouse_url, marts_interval=self.settings.marts_interval_seconds)
+            s = self.settings
+            stage = None
+            if s.warehouse_url.startswith("redshift") and s.warehouse_copy_role_arn:
+                from shopstream.adapters.aws.redshift_copy import S3ParquetCopy
+
+                stage = S3ParquetCopy(self._aws()[0], s.staging, s.warehouse_copy_role_arn)
+            return SqlWarehouse(s.warehouse_url, marts_interval=s.marts_interval_seconds, stage=stage)
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
         s = self.settings

@@ -1,0 +1,151 @@
+"""The bulk path on the aws profile, against moto's server and PostgreSQL: `bulk-load s3://...`
+and `verify` exact in S3, DynamoDB and the warehouse; the S3 inbox with two loaders."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+import time
+
+import boto3
+import orjson
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from tests.awsenv import PG_ADMIN_URL, aws_env, aws_settings
+from tests.bulk_files import reference_rows, totals, write_csv
+from tests.conftest import reference_file
+from tests.e2e.test_reference_pipeline import verify_rows
+
+LINES = 20_000
+
+
+def cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "shopstream", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    """A fresh aws profile (bucket, tables, a warehouse database of its own) after `shopstream init`."""
+    import os
+
+    settings = aws_settings()
+    url = make_url(settings.warehouse_url)
+    settings.warehouse_url = url.set(database=f"{url.database}_bulk").render_as_string(hide_password=False)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200", SHOPSTREAM_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+               **aws_env(settings))
+    init = cli(env, "init")
+    assert init.returncode == 0, init.stdout + init.stderr
+    s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    yield env, settings, s3
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{make_url(settings.warehouse_url).database}" WITH (FORCE)')
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    """The first 20,000 reference lines as a .csv.gz, and their count and money (computed with Decimal)."""
+    folder = tmp_path_factory.mktemp("sample")
+    plain = folder / "first-20000.csv"
+    write_csv(plain, list(reference_rows(reference_file(), LINES)))
+    path = folder / "first-20000.csv.gz"
+    with open(plain, "rb") as src, gzip.open(path, "wb") as out:
+        shutil.copyfileobj(src, out)
+    lines, money = totals(reference_rows(reference_file(), LINES))
+    return path, lines, f"{money:,.3f}"
+
+
+def bucket_of(settings) -> str:
+    return settings.lake_uri.removeprefix("s3://").split("/", 1)[0]
+
+
+def test_bulk_load_from_s3_is_exact_in_every_sink_and_loading_again_changes_nothing(aws, sample):
+    env, settings, s3 = aws
+    path, lines, money = sample
+    assert lines == LINES
+    uri = f"s3://{bucket_of(settings)}/drops/{path.name}"
+    s3.upload_file(str(path), bucket_of(settings), f"drops/{path.name}")
+
+    started = time.perf_counter()
+    first = cli(env, "bulk-load", uri)
+    seconds = time.perf_counter() - started
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"{LINES:,} loaded, 0 already present" in first.stdout, first.stdout
+    print(f"bulk-load of {LINES:,} lines from S3 (moto + PostgreSQL): {seconds:.1f}s wall")
+    check = cli(env, "verify")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert set(verify_rows(check.stdout).values()) == {(f"{LINES:,}", money)}, check.stdout
+
+    # the same S3 object again, then the same bytes from a local path: the same event ids
+    for source in (uri, str(path)):
+        again = cli(env, "bulk-load", source)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"0 loaded, {LINES:,} already present" in again.stdout, again.stdout
+    check = cli(env, "verify")
+    assert set(verify_rows(check.stdout).values()) == {(f"{LINES:,}", money)}, check.stdout
+
+
+def test_bulk_load_of_a_missing_object_is_a_clear_error(aws):
+    env, settings, _ = aws
+    result = cli(env, "bulk-load", f"s3://{bucket_of(settings)}/drops/nothing-here.csv")
+    assert result.returncode == 1 and "no such object" in result.stdout, result.stdout + result.stderr
+
+
+def test_two_loaders_on_an_s3_inbox_load_each_file_once(aws, tmp_path):
+    env, settings, s3 = aws
+    bucket, inbox = bucket_of(settings), "inbox/"
+    rows = list(reference_rows(reference_file(), LINES + 900))[LINES:]  # lines the other test does not load
+    expected = {}
+    for i in range(3):
+        part = rows[i * 300:(i + 1) * 300]
+        path = tmp_path / f"day-{i}.csv"
+        write_csv(path, part)
+        s3.upload_file(str(path), bucket, f"{inbox}{path.name}")
+        expected[path.name] = totals(iter(part))
+    s3.put_object(Bucket=bucket, Key=f"{inbox}notes.txt", Body=b"this is not a transaction file\n")
+    s3.put_object(Bucket=bucket, Key=f"{inbox}arriving.csv.part", Body=b"still being copied")
+    loader_env = env | {"SHOPSTREAM_BULK_INBOX": f"s3://{bucket}/{inbox}", "SHOPSTREAM_BULK_SCHEDULE": "* * * * * *",
+                        "SHOPSTREAM_BULK_SETTLE_SECONDS": "0"}
+    loaders = [subprocess.Popen([sys.executable, "-m", "shopstream", "service", "bulk-loader"], env=loader_env,
+                                stdout=open(tmp_path / f"loader-{i}.log", "wb"), stderr=subprocess.STDOUT)
+               for i in range(2)]
+
+    def keys(folder: str) -> list[str]:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{inbox}{folder}", Delimiter="/")
+        return sorted(o["Key"].removeprefix(f"{inbox}{folder}") for o in listed.get("Contents", []))
+
+    try:
+        deadline = time.monotonic() + 90
+        while len(keys("processed/")) < 6 or len(keys("failed/")) < 2:
+            assert time.monotonic() < deadline, (keys(""), [(tmp_path / f"loader-{i}.log").read_text() for i in (0, 1)])
+            assert all(p.poll() is None for p in loaders), "a loader died"
+            time.sleep(0.5)
+    finally:
+        for p in loaders:
+            p.terminate()
+        codes = [p.wait(60) for p in loaders]
+    assert codes == [0, 0]
+    names = sorted(expected)
+    assert keys("processed/") == sorted(names + [f"{n}.report.json" for n in names])
+    assert keys("failed/") == ["notes.txt", "notes.txt.report.json"]
+    assert keys("") == ["arriving.csv.part"]  # partial uploads are left alone
+    for name in names:
+        report = orjson.loads(s3.get_object(Bucket=bucket, Key=f"{inbox}processed/{name}.report.json")["Body"].read())
+        lines, money = expected[name]
+        assert (report["status"], report["rows"], report["loaded"], report["already_present"]) == (
+            "processed", lines, lines, 0), report
+        assert report["amount_milli"] == int(money * 1000)
+    failed = orjson.loads(s3.get_object(Bucket=bucket, Key=f"{inbox}failed/notes.txt.report.json")["Body"].read())
+    assert failed["status"] == "failed" and "lacks" in failed["error"]
+    leases = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    claims = leases.scan(TableName=f"{settings.table_name}-leases")["Items"]
+    assert [c for c in claims if c["PK"]["S"].startswith("CLAIM#")] == []  # every claim let go
+    check = cli(env, "verify")
+    assert check.returncode == 0, check.stdout + check.stderr
+

@@ -149,3 +149,29 @@ def test_two_loaders_on_an_s3_inbox_load_each_file_once(aws, tmp_path):
     check = cli(env, "verify")
     assert check.returncode == 0, check.stdout + check.stderr
 
+
+
+def test_an_s3_claim_is_held_while_renewed_and_taken_over_once_it_expires():
+    from shopstream.adapters.aws.clients import Aws
+    from shopstream.adapters.aws.inbox import S3Inbox
+    from tests.awsenv import provisioned
+
+    settings = provisioned()
+    aws = Aws.from_settings(settings)
+    bucket = bucket_of(settings)
+    aws.client("s3").put_object(Bucket=bucket, Key="inbox/day.csv", Body=b"InvoiceNo\n")
+    first, second = (S3Inbox(aws, f"s3://{bucket}/inbox/", f"{settings.table_name}-leases", 0, claim_seconds=1.5)
+                     for _ in range(2))
+    [entry] = first.pending()
+    held = first.claim(entry)
+    assert held is not None and second.claim(entry) is None
+    time.sleep(2.5)  # longer than the lease: the heartbeat kept it
+    assert second.claim(entry) is None
+    held.ref.stop.set()  # the first loader stalls (no more heartbeats)
+    time.sleep(2.0)
+    taken = second.claim(entry)
+    assert taken is not None and first.claim(entry) is None
+    with second.fetch(taken) as local:
+        assert local.path.read_bytes() == b"InvoiceNo\n" and local.label == f"s3://{bucket}/inbox/day.csv"
+    second.release(taken)
+    aws.close()

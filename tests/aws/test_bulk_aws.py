@@ -175,3 +175,66 @@ def test_an_s3_claim_is_held_while_renewed_and_taken_over_once_it_expires():
         assert local.path.read_bytes() == b"InvoiceNo\n" and local.label == f"s3://{bucket}/inbox/day.csv"
     second.release(taken)
     aws.close()
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    """A Container on fresh aws resources and a warehouse database of its own (in-process loads)."""
+    from shopstream.bootstrap import Container
+    from tests.awsenv import provisioned, unique
+
+    settings = provisioned()
+    url = make_url(settings.warehouse_url)
+    settings.warehouse_url = url.set(database=unique("bulk").replace("-", "_")).render_as_string(
+        hide_password=False)
+    container = Container(settings)
+    container.warehouse.create_schema()
+    yield container
+    container.close()
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{make_url(settings.warehouse_url).database}" WITH (FORCE)')
+    engine.dispose()
+
+
+def load_from_s3(container, path, key: str):
+    from shopstream.bulk.load import load_file
+
+    bucket = bucket_of(container.settings)
+    container.files.aws.client("s3").upload_file(str(path), bucket, key)
+    with container.files.open(f"s3://{bucket}/{key}") as local:
+        return load_file(local.path, container, chunk_rows=1_500, digest=local.digest, label=local.label)
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
+def test_xlsx_and_parquet_objects_give_the_figures_of_their_rows(fresh, tmp_path, fmt):
+    from shopstream.domain.line import Totals
+    from shopstream.files import content_hash
+    from shopstream.verify import measure
+    from tests.bulk_files import write_parquet, write_xlsx
+
+    limit = 2_000
+    path = tmp_path / f"Online Retail.{fmt}"
+    (write_xlsx if fmt == "xlsx" else write_parquet)(reference_file(), path, limit)
+    summary = load_from_s3(fresh, path, f"drops/{path.name}")
+    assert (summary.format, summary.rows, summary.loaded, summary.rejected) == (fmt, limit, limit, 0)
+    assert summary.content_hash == content_hash(path)  # hashed while downloading: the local file's hash
+    lines, money = totals(reference_rows(reference_file(), limit))
+    report = measure(fresh)
+    assert {report.accepted, *report.sinks.values()} == {Totals(lines, int(money * 1000))}
+
+
+def test_broken_rows_of_an_s3_object_are_dead_lettered_with_their_row_numbers(fresh, tmp_path):
+    from shopstream.verify import measure
+
+    good = next(reference_rows(reference_file(), 1))
+    rows = [good, good[:3] + ["six"] + good[4:], good, good[:5] + ["1.2345"] + good[6:], good]
+    path = tmp_path / "broken.csv"
+    write_csv(path, rows)
+    summary = load_from_s3(fresh, path, "drops/broken.csv")
+    assert (summary.rows, summary.loaded, summary.rejected) == (5, 3, 2)
+    assert summary.rejected_by_reason == {"Quantity: must be an integer": 1,
+                                          "UnitPrice: has more than 3 decimal places": 1}
+    assert sorted(d.index for d in fresh.dead_letters.recent(10)) == [2, 4]
+    report = measure(fresh)
+    assert report.dead_letters == 2 and report.accepted.lines == 3 and report.ok

@@ -41,14 +41,14 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def open_loop(base_url: str, rate: float, seconds: float, paths: Callable[[random.Random], tuple[str, str]],
-                    connections: int = 32) -> dict[str, list[float]]:
+                    connections: int = 32, headers: dict[str, str] | None = None) -> dict[str, list[float]]:
     """Fire requests at a fixed rate (not waiting for answers), record latency per label."""
     rng = random.Random(7)
     latencies: dict[str, list[float]] = {}
     errors = 0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(10, pool=None)  # on an overloaded machine requests queue; they still count
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout, headers=headers) as client:
         async def one(label: str, path: str) -> None:
             nonlocal errors
             started = time.perf_counter()
@@ -56,6 +56,8 @@ async def open_loop(base_url: str, rate: float, seconds: float, paths: Callable[
             elapsed = time.perf_counter() - started
             if response.status_code != 200:
                 errors += 1
+                if errors == 1:
+                    print(f"{path}: {response.status_code} {response.text[:200]}")
             latencies.setdefault(label, []).append(elapsed)
 
         tasks = []

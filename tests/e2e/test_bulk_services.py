@@ -14,17 +14,16 @@ from pathlib import Path
 import orjson
 import pytest
 
+from shopstream.adapters.local.inbox import CLAIMED, LocalInbox
 from shopstream.adapters.local.log import LocalLog
 from shopstream.bootstrap import Container
-from shopstream.adapters.local.inbox import CLAIMED, LocalInbox
 from shopstream.bulk.inbox import scan_once
 from shopstream.bulk.load import LoadInterrupted, load_file
 from shopstream.config import Settings
-from shopstream.domain.columnar import events_to_table
 from shopstream.domain.line import Totals
 from shopstream.generate import write_csv
 from shopstream.verify import measure
-from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_events
+from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_table
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +64,7 @@ def test_bulk_load_writes_the_warehouse_with_or_without_the_loader_running(tmp_p
 
     def stream_in():
         for i in range(30):
-            log.append(events_to_table(make_events(prefix=f"live{i}")))
+            log.append(make_table(prefix=f"live{i}"))
             time.sleep(0.03)
 
     sender = threading.Thread(target=stream_in)

@@ -12,8 +12,9 @@ object's ETag and the file is downloaded with `If-Match` on it. A claim is a lea
 conditionally on still owning it; a dead loader's claim expires and another loader
 takes the file over and loads it again, idempotently on event ids.
 
-Finishing: the report object first, then copy to processed/ or failed/, delete the
-original, and only then delete the claim. A loader that claims a file another loader just
+Finishing: the report object first, then copy to processed/ or failed/ (only the version
+loaded: CopySourceIfMatch; a version uploaded during the load stays in the inbox for the
+next tick), delete the original, and only then delete the claim. A loader that claims a file another loader just
 finished finds the object gone (NoSuchKey on download) and lets go.
 """
 
@@ -151,9 +152,15 @@ class S3Inbox:
         report_key = target + ".report.json"
         self._s3.put_object(Bucket=self.bucket, Key=report_key, ContentType="application/json",
                             Body=orjson.dumps(report, option=orjson.OPT_INDENT_2))
-        # managed copy: multipart above 5 GB
-        self._s3.copy({"Bucket": self.bucket, "Key": held.key}, self.bucket, target)
-        self._s3.delete_object(Bucket=self.bucket, Key=held.key)
+        try:  # managed copy (multipart above 5 GB), of the version loaded only
+            self._s3.copy({"Bucket": self.bucket, "Key": held.key}, self.bucket, target,
+                          ExtraArgs={"CopySourceIfMatch": held.etag})
+        except Exception as error:
+            if error_code(error) not in ("PreconditionFailed", "412"):
+                raise
+            log.warning("%s was replaced while loading: the new version stays for the next tick", held.key)
+        else:
+            self._s3.delete_object(Bucket=self.bucket, Key=held.key)
         self.release(claim)  # last: until now a second claimant would still find the object
         return Outcome(claim.name, status, f"s3://{self.bucket}/{report_key}")
 

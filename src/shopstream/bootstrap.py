@@ -122,11 +122,13 @@ class Container:
         s = self.settings
         if s.bulk_inbox_uri.startswith("s3://"):
             if not self.aws_profile:
-                raise RuntimeError(f"SHOPSTREAM_BULK_INBOX={s.bulk_inbox_uri}: an S3 inbox needs SHOPSTREAM_PROFILE=aws")
+                raise RuntimeError(f"SHOPSTREAM_BULK_INBOX={s.bulk_inbox_uri}: "
+                                   "an S3 inbox needs SHOPSTREAM_PROFILE=aws")
             from shopstream.adapters.aws.inbox import S3Inbox
 
             aws, names = self._aws()
-            return S3Inbox(aws, s.bulk_inbox_uri, names.lease_table, s.bulk_settle_seconds, s.bulk_claim_seconds)
+            return S3Inbox(aws, s.bulk_inbox_uri, names.lease_table, s.bulk_settle_seconds,
+                           s.bulk_claim_seconds)
         from shopstream.adapters.local.inbox import LocalInbox
 
         return LocalInbox(s.bulk_inbox_dir, s.bulk_settle_seconds)

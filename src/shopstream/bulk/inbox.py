@@ -43,10 +43,12 @@ def load_claimed(inbox: Inbox, claim: Claim, container: Container,
         raise
     except Exception as error:  # unreadable or unsupported: the file goes to failed/ with the reason
         log.warning("%s failed: %s", claim.name, error)
-        return inbox.finish(claim, FAILED, base | {"status": "failed", "error": f"{type(error).__name__}: {error}"})
+        failure = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+        return inbox.finish(claim, FAILED, base | failure)
     log.info("%s: %d rows, %d loaded, %d already present, %d rejected, %.1fs", claim.name, summary.rows,
              summary.loaded, summary.already_present, summary.rejected, summary.seconds)
-    return inbox.finish(claim, PROCESSED, base | {"status": "processed"} | summary.as_dict() | {"file": claim.name})
+    report = base | {"status": "processed"} | summary.as_dict() | {"file": claim.name}
+    return inbox.finish(claim, PROCESSED, report)
 
 
 def scan_once(inbox: Inbox, container: Container, stop: threading.Event | None = None) -> list[Outcome]:

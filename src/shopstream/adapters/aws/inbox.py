@@ -14,8 +14,8 @@ takes the file over and loads it again, idempotently on event ids.
 
 Finishing: the report object first, then copy to processed/ or failed/ (only the version
 loaded: CopySourceIfMatch; a version uploaded during the load stays in the inbox for the
-next tick), delete the original, and only then delete the claim. A loader that claims a file another loader just
-finished finds the object gone (NoSuchKey on download) and lets go.
+next tick), delete the original, and only then delete the claim. A loader that claims a
+file another loader just finished finds the object gone (NoSuchKey on download) and lets go.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class LocalFiles:
     @contextmanager
     def open(self, location: str) -> Iterator[LocalFile]:
         if location.startswith("s3://"):
-            raise FileNotFoundError(f"{location}: s3:// sources need the aws profile (SHOPSTREAM_PROFILE=aws)")
+            raise FileNotFoundError(f"{location}: s3:// sources need SHOPSTREAM_PROFILE=aws")
         if not Path(location).is_file():
             raise FileNotFoundError(f"no such file: {location}")
         yield LocalFile(Path(location), location)

@@ -151,6 +151,49 @@ def test_two_loaders_on_an_s3_inbox_load_each_file_once(aws, tmp_path):
 
 
 
+def test_a_loader_killed_mid_file_leaves_it_to_another_which_loads_it_exactly_once(aws, tmp_path):
+    import signal
+
+    env, settings, s3 = aws
+    bucket = bucket_of(settings)
+    rows = list(reference_rows(reference_file(), LINES + 3_900))[LINES + 900:]
+    path = tmp_path / "big.csv"
+    write_csv(path, rows)
+    s3.upload_file(str(path), bucket, "inbox-kill/big.csv")
+    loader_env = env | {"SHOPSTREAM_BULK_INBOX": f"s3://{bucket}/inbox-kill/", "SHOPSTREAM_BULK_SETTLE_SECONDS": "0",
+                        "SHOPSTREAM_BULK_SCHEDULE": "* * * * * *", "SHOPSTREAM_BULK_CLAIM_SECONDS": "2"}
+
+    def loader(name: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "shopstream", "service", "bulk-loader"], env=loader_env,
+                                stdout=open(tmp_path / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+
+    ddb = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    claim_key = {"PK": {"S": f"CLAIM#{bucket}/inbox-kill/big.csv"}, "SK": {"S": "CLAIM"}}
+    first = loader("first")
+    deadline = time.monotonic() + 60
+    while "Item" not in ddb.get_item(TableName=f"{settings.table_name}-leases", Key=claim_key):
+        assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()
+        time.sleep(0.1)
+    time.sleep(0.5)  # somewhere in the load
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    second = loader("second")
+    try:
+        report_key = "inbox-kill/processed/big.csv.report.json"
+        deadline = time.monotonic() + 60
+        while s3.list_objects_v2(Bucket=bucket, Prefix=report_key).get("KeyCount", 0) == 0:
+            assert time.monotonic() < deadline and second.poll() is None, (tmp_path / "second.log").read_text()
+            time.sleep(0.5)
+    finally:
+        second.terminate()
+        assert second.wait(60) == 0
+    report = orjson.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
+    assert f".{second.pid}." in report["loader"], report  # the first loader did not finish it
+    assert report["rows"] == report["loaded"] + report["already_present"] == 3_000, report
+    assert "Item" not in ddb.get_item(TableName=f"{settings.table_name}-leases", Key=claim_key)
+    check = cli(env, "verify")
+    assert check.returncode == 0, check.stdout + check.stderr  # every sink = the accepted lines, exactly
+
 def test_an_s3_claim_is_held_while_renewed_and_taken_over_once_it_expires():
     from shopstream.adapters.aws.clients import Aws
     from shopstream.adapters.aws.inbox import S3Inbox

@@ -46,7 +46,6 @@ class _Held:
     key: str
     etag: str
     stop: threading.Event = field(default_factory=threading.Event)
-    lost: bool = False
 
 
 class S3Inbox:
@@ -113,7 +112,7 @@ class S3Inbox:
                                                ":me": s(self.identity)})
             except Exception as error:
                 if error_code(error) == "ConditionalCheckFailedException":
-                    held.lost = True  # taken over after a stall: the other loader's load is idempotent too
+                    # taken over after a stall: both loads are idempotent, the first to finish files it
                     log.warning("claim on %s was taken over by another loader", held.key)
                     return
                 log.warning("could not renew the claim on %s: %s", held.key, error)
@@ -156,9 +155,13 @@ class S3Inbox:
             self._s3.copy({"Bucket": self.bucket, "Key": held.key}, self.bucket, target,
                           ExtraArgs={"CopySourceIfMatch": held.etag})
         except Exception as error:
-            if error_code(error) not in ("PreconditionFailed", "412"):
+            code = error_code(error)
+            if code in ("PreconditionFailed", "412"):
+                log.warning("%s was replaced while loading: the new version stays for the next tick", held.key)
+            elif code in ("NoSuchKey", "404"):
+                log.warning("%s was filed by a loader that took the claim over", held.key)
+            else:
                 raise
-            log.warning("%s was replaced while loading: the new version stays for the next tick", held.key)
         else:
             self._s3.delete_object(Bucket=self.bucket, Key=held.key)
         self.release(claim)  # last: until now a second claimant would still find the object

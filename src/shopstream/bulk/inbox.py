@@ -3,7 +3,8 @@ loaded on a cron-style schedule.
 
 On each tick, every file that has settled in the inbox is claimed, loaded
 (`load_file`) and moved to `processed/` (or `failed/` if it could not be read), with a
-JSON report beside it: `<name>.report.json`. How a claim works is the inbox adapter's
+JSON report beside it: `<name>.report.json`. A load that fails for any other reason (a
+sink or the network) puts the file back: the next tick loads it again, idempotently. How a claim works is the inbox adapter's
 business (ports.Inbox): two loaders at once never load the same file twice, and a dead
 loader's claim is taken over and loaded again, idempotently on event ids.
 """
@@ -18,6 +19,7 @@ from croniter import croniter
 
 from shopstream.bootstrap import Container
 from shopstream.bulk.load import LoadInterrupted, load_file
+from shopstream.files import CsvFormatError
 from shopstream.ports import Claim, Inbox, InboxItemGone, Outcome
 
 log = logging.getLogger("shopstream.bulk_loader")
@@ -41,10 +43,14 @@ def load_claimed(inbox: Inbox, claim: Claim, container: Container,
     except LoadInterrupted:
         inbox.release(claim)
         raise
-    except Exception as error:  # unreadable or unsupported: the file goes to failed/ with the reason
+    except CsvFormatError as error:  # unreadable or unsupported: the file goes to failed/ with the reason
         log.warning("%s failed: %s", claim.name, error)
         failure = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         return inbox.finish(claim, FAILED, base | failure)
+    except Exception:  # a sink or the network failed: the file stays in the inbox, retried next tick
+        log.exception("%s: load failed; it stays in the inbox for the next tick", claim.name)
+        inbox.release(claim)
+        return None
     log.info("%s: %d rows, %d loaded, %d already present, %d rejected, %.1fs", claim.name, summary.rows,
              summary.loaded, summary.already_present, summary.rejected, summary.seconds)
     report = base | {"status": "processed"} | summary.as_dict() | {"file": claim.name}

@@ -30,12 +30,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shopstream.bootstrap import Container
-from shopstream.bulk.readers import CHUNK_ROWS, detect_format, read_chunks
+from shopstream.bulk.readers import CHUNK_ROWS, UnsupportedFile, detect_format, read_chunks
 from shopstream.domain.bulk_parsing import ColumnParser, ParsedChunk
 from shopstream.domain.columnar import first_occurrences, line_totals_milli
 from shopstream.domain.events import file_event_id
 from shopstream.domain.line import DeadLetter
-from shopstream.files import content_hash
+from shopstream.files import CsvFormatError, content_hash
 
 class LoadInterrupted(RuntimeError):
     """Stopped between chunks (SIGTERM); what was written stays, a re-run completes it."""
@@ -163,7 +163,11 @@ def load_file(
                 if done.is_set():
                     return
             ready.put(None)
-        except BaseException as error:  # handed to the writing thread, which raises it
+        except CsvFormatError as error:  # handed to the writing thread, which raises it
+            ready.put(error)
+        except Exception as error:  # a corrupt file (broken gzip, Parquet...): unreadable, not a sink outage
+            ready.put(UnsupportedFile(f"{label or path}: unreadable ({type(error).__name__}: {error})"))
+        except BaseException as error:
             ready.put(error)
 
     reader = threading.Thread(target=produce, name="bulk-read", daemon=True)

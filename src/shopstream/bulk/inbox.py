@@ -88,7 +88,10 @@ def run_bulk_loader(container: Container, stop: threading.Event) -> None:
             due = schedule.get_next(datetime)
             if stop.wait(max(0.0, (due - datetime.now()).total_seconds())):
                 break
-            scan_once(inbox, container, stop)
+            try:
+                scan_once(inbox, container, stop)
+            except Exception:  # the inbox itself unreachable (S3, DynamoDB): try again next tick
+                log.exception("bulk-loader: this tick failed; next tick at the schedule")
     finally:
         container.close()
         log.info("bulk-loader: stopped")

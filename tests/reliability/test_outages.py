@@ -167,7 +167,7 @@ def test_sigterm_drains_in_flight_work_and_every_service_exits_0(tmp_path):
         consumers = {name: stack.service_process(name) for name in stack.CONSUMERS}
         for process in consumers.values():
             process.suspend()
-        send(stack, generated(stack, tmp_path, 30_000, 5))
+        send(stack, generated(stack, tmp_path, 200_000, 5))  # enough that the fastest (the lake) is mid-stream
         for process in consumers.values():
             process.resume()
         time.sleep(0.15)  # each has read its first batch of the backlog, none has finished it

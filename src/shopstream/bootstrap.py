@@ -103,7 +103,8 @@ class Container:
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
         s = self.settings
-        return DuckDBWarehouse(s.warehouse_path, s.snapshot_interval_seconds, s.marts_interval_seconds)
+        return DuckDBWarehouse(s.warehouse_path, s.snapshot_interval_seconds, s.marts_interval_seconds,
+                               memory_limit=s.warehouse_memory_limit)
 
     @cached_property
     def files(self) -> FileSource:

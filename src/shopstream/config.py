@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     consumer_poll_seconds: float = 0.05
     snapshot_interval_seconds: float = 1.0  # how often the warehouse publishes for readers
     marts_interval_seconds: float = 5.0  # while loading, how often the analytics marts catch up
+    warehouse_memory_limit: str = "160MB"  # DuckDB's buffer pool for the writer; beyond it, it spills to disk
     # each consumer's operations HTTP server (/health, /ready, /metrics); 0 = none
     s3_archiver_port: int = 0
     dynamo_writer_port: int = 0

@@ -106,6 +106,10 @@ class DeadLetters(Protocol):
 class Store(Protocol):
     """The operational store, shaped by the invoice API's access patterns."""
 
+    # True where a read is a local lookup of well under a millisecond: the invoice API then
+    # reads on the event loop instead of paying a worker-thread hop (more than the read).
+    local_reads: bool = False
+
     def write(self, table: EventTable) -> int:
         """Returns how many lines were new."""
 

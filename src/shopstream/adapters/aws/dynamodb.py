@@ -68,6 +68,8 @@ def _lines(item: dict | None) -> list[list]:
 
 
 class DynamoStore:
+    local_reads = False  # every read is a network round trip: the invoice API reads on a worker thread
+
     def __init__(self, aws: Aws, table: str) -> None:
         self.aws, self.table = aws, table
 

@@ -99,6 +99,8 @@ def _header(row: tuple) -> InvoiceHeader:
 
 
 class SqliteStore:
+    local_reads = True  # WAL point reads never wait for the writer
+
     def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 30.0) -> None:
         self._db = PerThread(path, synchronous, setup=SCHEMA, busy_timeout=busy_timeout)
 

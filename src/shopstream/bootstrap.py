@@ -93,7 +93,7 @@ class Container:
         if self.aws_profile:
             from shopstream.adapters.aws.redshift import SqlWarehouse
 
-            return SqlWarehouse(self.settings.warehouse_url, marts_interval=self.settings.marts_interval_seconds)
+            return SqlWarehouse(self.settings.warehouse_dsn, marts_interval=self.settings.marts_interval_seconds)
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
         s = self.settings
@@ -104,7 +104,7 @@ class Container:
         if self.aws_profile:  # Redshift/PostgreSQL serve readers beside the writer
             from shopstream.adapters.aws.redshift import SqlWarehouse
 
-            return SqlWarehouse(self.settings.warehouse_url, marts_interval=self.settings.marts_interval_seconds)
+            return SqlWarehouse(self.settings.warehouse_dsn, marts_interval=self.settings.marts_interval_seconds)
         from shopstream.adapters.local.warehouse import DuckDBSnapshotReader
 
         return DuckDBSnapshotReader(self.settings.warehouse_path)
@@ -118,7 +118,8 @@ class Container:
     def keyring(self) -> KeyRing:
         """API keys and customer tokens from every configured source (docs/security.md)."""
         s = self.settings
-        return KeyRing(s.api_keys, s.keys_file, s.api_keys_secret_arn, s.api_keys_refresh_seconds).start()
+        return KeyRing(s.api_keys, s.keys_file, s.api_keys_secret_arn, s.api_keys_refresh_seconds,
+                       accepted_key=s.api_key).start()
 
     def close(self) -> None:
         self.__dict__.pop("analytics", None)  # the warehouse reader, closed below

@@ -28,6 +28,7 @@ from shopstream.bootstrap import Container
 from shopstream.bulk.load import LoadInterrupted, load_file
 
 log = logging.getLogger("shopstream.bulk_loader")
+HEARTBEAT_SECONDS = 10.0  # between touches of the heartbeat file while waiting
 
 CLAIMED, PROCESSED, FAILED = ".claimed", "processed", "failed"
 _SEP = "--"  # <pid>.<start time>--<file name>
@@ -176,11 +177,17 @@ def run_bulk_loader(container: Container, stop: threading.Event) -> None:
                          "(e.g. '*/5 * * * *', or with seconds '* * * * * */10')")
     schedule = croniter(settings.bulk_schedule, datetime.now())
     log.info("bulk-loader: watching %s on schedule %r", inbox.root, settings.bulk_schedule)
+    heartbeat = settings.bulk_heartbeat_path
+    heartbeat.parent.mkdir(parents=True, exist_ok=True)
     try:
         while not stop.is_set():
             due = schedule.get_next(datetime)
-            if stop.wait(max(0.0, (due - datetime.now()).total_seconds())):
+            while (wait := (due - datetime.now()).total_seconds()) > 0 and not stop.is_set():
+                heartbeat.touch()  # the container's health check: alive and not stuck
+                stop.wait(min(wait, HEARTBEAT_SECONDS))
+            if stop.is_set():
                 break
+            heartbeat.touch()
             scan_once(inbox, container, stop)
     finally:
         container.close()

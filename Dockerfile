@@ -16,7 +16,8 @@ COPY src ./src
 RUN pip install --no-cache-dir --no-deps . && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE} AS runtime
-RUN useradd --system --uid 10001 --home-dir /data --create-home shopstream
+RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home shopstream \
+ && mkdir -p /data/inbox && chown -R shopstream:shopstream /data
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     SHOPSTREAM_DATA_DIR=/data SHOPSTREAM_HOST=0.0.0.0 \

@@ -126,3 +126,13 @@ def test_the_apis_answer_on_their_published_ports_and_reject_a_missing_key(stack
     for port in ("INGEST_PORT", "INVOICE_PORT", "ANALYTICS_PORT"):
         assert httpx.get(stack.url(port) + "/health").status_code == 200
     assert httpx.get(stack.url("INVOICE_PORT") + "/invoices/536365").status_code == 401
+
+
+def test_every_service_drains_and_exits_0_on_sigterm(stack):
+    stack("stop", "--timeout", "30", *SERVICES)
+    codes = {}
+    for service in SERVICES:
+        container = stack("ps", "-q", service).stdout.strip()
+        codes[service] = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", container],
+                                        capture_output=True, text=True).stdout.strip()
+    assert codes == {service: "0" for service in SERVICES}

@@ -56,7 +56,7 @@ def compose_command() -> list[str]:
     pytest.fail("neither `docker compose` nor `docker-compose` is installed")
 
 
-def testcontainers_environment() -> None:
+def configure_testcontainers() -> None:
     """testcontainers on this engine: no ryuk (its image may not be pullable), containers over loopback."""
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.awsenv import moto_at
-from tests.containers.engine import testcontainers_environment
+from tests.containers.engine import configure_testcontainers
 from tests.contract import backends
 from tests.contract.conftest import _closing
 from tests.aws.test_leases import lease_env, test_two_tasks_split_the_shards_and_a_killed_ones_are_taken_over  # noqa: F401
@@ -24,12 +24,12 @@ EMULATOR_IMAGE = "shopstream/emulator:dev"  # built by docker-compose.yml (scrip
 
 @pytest.fixture(scope="module", autouse=True)
 def emulator_container(images):
-    testcontainers_environment()
+    configure_testcontainers()
     from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
+    from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
 
-    with DockerContainer(EMULATOR_IMAGE).with_exposed_ports(4566) as container:
-        wait_for_logs(container, "Running on", timeout=60)
+    emulator = DockerContainer(EMULATOR_IMAGE).with_exposed_ports(4566).waiting_for(HealthcheckWaitStrategy())
+    with emulator as container:  # the image's own HEALTHCHECK says when moto answers
         url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(4566)}"
         with moto_at(url):
             yield url

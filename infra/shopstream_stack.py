@@ -7,7 +7,7 @@ creates. Every service has its own task role with only the actions its adapters 
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -221,6 +221,7 @@ class ShopstreamStack(Stack):
             alb.add_redirect()
         else:
             listener = alb.add_listener("Http", port=80)
+        CfnOutput(self, "LoadBalancerDns", value=alb.load_balancer_dns_name)
         tasks_sg.connections.allow_from(alb, ec2.Port.tcp_range(8000, 8002), "load balancer to the APIs")
         self.alarms: list[cloudwatch.Alarm] = []
         for priority, (name, (port, paths)) in enumerate(APIS.items(), start=1):

@@ -13,7 +13,7 @@ from pathlib import Path
 import aws_cdk as cdk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shopstream_stack import ImagesStack, ShopstreamStack  # noqa: E402
+from shopstream_stack import ImagesStack, ShopstreamStack
 
 
 def build_app(outdir: str | None = None) -> cdk.App:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.aws.test_leases import lease_env, test_two_tasks_split_the_shards_and_a_killed_ones_are_taken_over  # noqa: F401
 from tests.awsenv import moto_at
 from tests.containers.engine import configure_testcontainers
 from tests.contract import backends
 from tests.contract.conftest import _closing
-from tests.aws.test_leases import lease_env, test_two_tasks_split_the_shards_and_a_killed_ones_are_taken_over  # noqa: F401
-from tests.contract.test_dead_letters import *  # noqa: F401,F403
-from tests.contract.test_lake import *  # noqa: F401,F403
-from tests.contract.test_store import *  # noqa: F401,F403
-from tests.contract.test_stream import *  # noqa: F401,F403
+from tests.contract.test_dead_letters import *  # noqa: F403
+from tests.contract.test_lake import *  # noqa: F403
+from tests.contract.test_store import *  # noqa: F403
+from tests.contract.test_stream import *  # noqa: F403
 
 EMULATOR_IMAGE = "shopstream/emulator:dev"  # built by docker-compose.yml (scripts/containers-build.sh)
 

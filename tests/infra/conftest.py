@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -40,7 +39,3 @@ def images_template(synthesized):
 def resources(template, kind: str) -> dict[str, dict]:
     return template.find_resources(kind)
 
-
-def template_json(synthesized, name: str) -> str:
-    stacks, outdir = synthesized
-    return json.dumps(stacks[name].template)

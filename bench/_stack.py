@@ -20,6 +20,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def bench_key(data_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """An admin key for a service started by a benchmark: (its env, the client's headers)."""
+    keys_file = data_dir / "api-keys.json"
+    key = ensure_dev_key(keys_file, data_dir / "dev-api-key")
+    return {"SHOPSTREAM_API_KEYS_FILE": str(keys_file)}, {"Authorization": f"Bearer {key}"}
+
+
 @contextmanager
 def local_stack(data_dir: Path, quiet: bool = True, extra_env: dict[str, str] | None = None, **settings: str):
     """Yields (urls, env, supervisor); env["SHOPSTREAM_API_KEY"] is an admin key for clients."""

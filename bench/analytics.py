@@ -29,7 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import REFERENCE, free_port  # noqa: E402
+from _stack import REFERENCE, bench_key, free_port  # noqa: E402
 
 from shopstream.adapters.local.warehouse import DuckDBSnapshotReader, DuckDBWarehouse  # noqa: E402
 from shopstream.domain.metrics import EARLIEST  # noqa: E402
@@ -81,9 +81,9 @@ def build(data_dir: Path, files: list[Path]) -> dict[str, float]:
     return {"lines": lines, "full": full, "incremental": incremental}
 
 
-def measure(url: str, requests: int, server: psutil.Process) -> list[tuple[str, float, float, float, int]]:
+def measure(url: str, requests: int, server: psutil.Process, headers: dict[str, str]) -> list[tuple[str, float, float, float, int]]:
     rows = []
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with httpx.Client(base_url=url, timeout=120, headers=headers) as client:
         for path, params in ENDPOINTS:
             for _ in range(3):
                 response = client.get(path, params=params)
@@ -112,14 +112,16 @@ def run(label: str, files: list[Path], requests: int) -> None:
         data_dir = Path(tmp)
         built = build(data_dir, files)
         port = free_port()
-        env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), "SHOPSTREAM_ANALYTICS_PORT": str(port)})
+        key_env, headers = bench_key(data_dir)
+        env = service_env({"SHOPSTREAM_DATA_DIR": str(data_dir), "SHOPSTREAM_ANALYTICS_PORT": str(port),
+                           "SHOPSTREAM_RATE_LIMIT_PER_SECOND": "0", **key_env})
         server = subprocess.Popen([sys.executable, "-m", "shopstream", "service", "analytics-api"], env=env)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_healthy([url])
             print(f"{label}: {built['lines']:,} lines; marts: full build {built['full']:.2f} s, "
                   f"refresh after a day of new lines {built['incremental']:.2f} s", flush=True)
-            rows = measure(url, requests, psutil.Process(server.pid))
+            rows = measure(url, requests, psutil.Process(server.pid), headers)
         finally:
             server.terminate()
             server.wait(30)

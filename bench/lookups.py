@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _load import load_store, open_loop, percentiles  # noqa: E402
-from _stack import REFERENCE, free_port  # noqa: E402
+from _stack import REFERENCE, bench_key, free_port  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +47,10 @@ def main() -> None:
             print(f"loaded {load_store(REFERENCE, data_dir):,} lines into the store "
                   f"in {time.perf_counter() - started:.0f}s", flush=True)
         port = free_port()
-        env = dict(os.environ, SHOPSTREAM_DATA_DIR=str(data_dir), SHOPSTREAM_INVOICE_PORT=str(port))
+        key_env, headers = bench_key(data_dir)
+        # One key stands for many customers here: the per-key rate limit (100/s) would answer 429.
+        env = dict(os.environ, SHOPSTREAM_DATA_DIR=str(data_dir), SHOPSTREAM_INVOICE_PORT=str(port),
+                   SHOPSTREAM_RATE_LIMIT_PER_SECOND="0", **key_env)
         server = subprocess.Popen([sys.executable, "-m", "shopstream", "service", "invoice-api"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
@@ -63,11 +67,16 @@ def main() -> None:
                     return "GET /invoices/{no}", f"/invoices/{rng.choice(invoices)}"
                 return "GET /customers/{id}/invoices", f"/customers/{rng.choice(customers)}/invoices"
 
-            asyncio.run(open_loop(url, args.rate, 3, paths))  # warm up
-            latencies = asyncio.run(open_loop(url, args.rate, args.seconds, paths))
+            asyncio.run(open_loop(url, args.rate, 3, paths, headers=headers))  # warm up
+            cpu = psutil.Process(server.pid).cpu_times()
+            latencies = asyncio.run(open_loop(url, args.rate, args.seconds, paths, headers=headers))
+            after = psutil.Process(server.pid).cpu_times()
+            cpu_us = (after.user + after.system - cpu.user - cpu.system) / (args.rate * args.seconds) * 1e6
         finally:
             server.terminate()
             server.wait()
+    print(f"invoice-api CPU per request: {cpu_us:.0f} µs; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
     print(f"| endpoint at {args.rate:.0f} req/s total, {args.seconds:.0f}s | requests | p50 | p95 | p99 |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, samples in sorted(latencies.items()):

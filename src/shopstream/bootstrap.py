@@ -10,7 +10,7 @@ from functools import cached_property
 
 from shopstream.auth.keyring import KeyRing
 from shopstream.config import Settings
-from shopstream.ports import AnalyticsSource, DeadLetters, RawLake, Store, Stream, Warehouse
+from shopstream.ports import AnalyticsSource, DeadLetters, FileSource, Inbox, RawLake, Store, Stream, Warehouse
 
 
 class Container:
@@ -93,11 +93,46 @@ class Container:
         if self.aws_profile:
             from shopstream.adapters.aws.redshift import SqlWarehouse
 
-            return SqlWarehouse(self.settings.warehouse_dsn, marts_interval=self.settings.marts_interval_seconds)
+            s = self.settings
+            stage = None
+            if s.warehouse_url.startswith("redshift") and s.warehouse_copy_role_arn:
+                from shopstream.adapters.aws.redshift_copy import S3ParquetCopy
+
+                stage = S3ParquetCopy(self._aws()[0], s.staging, s.warehouse_copy_role_arn)
+            return SqlWarehouse(s.warehouse_dsn, marts_interval=s.marts_interval_seconds, stage=stage)
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
         s = self.settings
-        return DuckDBWarehouse(s.warehouse_path, s.snapshot_interval_seconds, s.marts_interval_seconds)
+        return DuckDBWarehouse(s.warehouse_path, s.snapshot_interval_seconds, s.marts_interval_seconds,
+                               memory_limit=s.warehouse_memory_limit)
+
+    @cached_property
+    def files(self) -> FileSource:
+        """Where `bulk-load` reads a file from: paths; s3:// URIs too on the aws profile."""
+        if self.aws_profile:
+            from shopstream.adapters.aws.s3_files import S3Files
+
+            return S3Files(self._aws()[0])
+        from shopstream.adapters.local.inbox import LocalFiles
+
+        return LocalFiles()
+
+    @cached_property
+    def inbox(self) -> Inbox:
+        """The bulk-loader's inbox: an S3 prefix (aws profile) or a directory."""
+        s = self.settings
+        if s.bulk_inbox_uri.startswith("s3://"):
+            if not self.aws_profile:
+                raise RuntimeError(f"SHOPSTREAM_BULK_INBOX={s.bulk_inbox_uri}: "
+                                   "an S3 inbox needs SHOPSTREAM_PROFILE=aws")
+            from shopstream.adapters.aws.inbox import S3Inbox
+
+            aws, names = self._aws()
+            return S3Inbox(aws, s.bulk_inbox_uri, names.lease_table, s.bulk_settle_seconds,
+                           s.bulk_claim_seconds)
+        from shopstream.adapters.local.inbox import LocalInbox
+
+        return LocalInbox(s.bulk_inbox_dir, s.bulk_settle_seconds)
 
     @cached_property
     def warehouse_reader(self) -> Warehouse:

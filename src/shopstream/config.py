@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     consumer_poll_seconds: float = 0.05
     snapshot_interval_seconds: float = 1.0  # how often the warehouse publishes for readers
     marts_interval_seconds: float = 5.0  # while loading, how often the analytics marts catch up
+    warehouse_memory_limit: str = "160MB"  # DuckDB's buffer pool for the writer; beyond it, it spills to disk
     # each consumer's operations HTTP server (/health, /ready, /metrics); 0 = none
     s3_archiver_port: int = 0
     dynamo_writer_port: int = 0
@@ -79,10 +80,19 @@ class Settings(BaseSettings):
     kinesis_poll_seconds: float = 1.0  # wait before polling a caught-up shard again (5 reads/s/shard on AWS)
     lease_seconds: float = 10.0  # a dead consumer task's shards are taken over after this
 
+    # bulk loads on the aws profile (docs/aws.md "Bulk loads")
+    warehouse_copy_role_arn: str | None = None  # Redshift: COPY staged Parquet from S3 with this IAM role
+    staging_uri: str | None = None  # s3://bucket[/prefix] for staged Parquet; default <lake URI>/staging
+
     # bulk-loader (the inbox service)
-    bulk_inbox: Path | None = None  # default <data_dir>/inbox
+    bulk_inbox: str | None = None  # a directory or s3://bucket/prefix/ (aws); default <data_dir>/inbox
     bulk_schedule: str = "* * * * *"  # cron; a 6th field is seconds ("* * * * * */10")
     bulk_settle_seconds: float = 2.0  # a file must be unchanged this long (still being copied?)
+    bulk_claim_seconds: float = 60.0  # an S3 inbox claim's lease, renewed while loading
+
+    @cached_property
+    def bulk_inbox_uri(self) -> str:
+        return self.bulk_inbox or str(self.data_dir / "inbox")
 
     @cached_property
     def warehouse_dsn(self) -> str:
@@ -95,7 +105,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def bulk_inbox_dir(self) -> Path:
-        return self.bulk_inbox or self.data_dir / "inbox"
+        return Path(self.bulk_inbox_uri)
+
+    @cached_property
+    def staging(self) -> str:
+        return self.staging_uri or self.lake_uri.rstrip("/") + "/staging"
 
     @cached_property
     def bulk_heartbeat_path(self) -> Path:

@@ -8,7 +8,9 @@ suite in tests/contract.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from shopstream.domain.columnar import EventTable, table_to_events
@@ -131,6 +133,62 @@ class Warehouse(Protocol):
     def totals(self) -> Totals: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A bulk load's input as a local, seekable file (the readers need one)."""
+
+    path: Path
+    label: str  # what reports call it: the path or the s3:// URI
+    digest: str | None = None  # SHA-256 of the bytes if already computed on the way (a download)
+
+
+class FileSource(Protocol):
+    def open(self, location: str) -> AbstractContextManager[LocalFile]:
+        """A path, or (aws profile) an s3:// URI; FileNotFoundError if there is none."""
+
+
+@dataclass
+class Claim:
+    """One inbox file that this loader alone is loading."""
+
+    name: str  # the file's name, for reports and logs
+    ref: Any  # adapter-specific (the claimed path; the S3 key and ETag)
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # "processed" or "failed"
+    report: Any  # where the JSON report went: a Path, or an s3:// URI
+
+
+class InboxItemGone(RuntimeError):
+    """The claimed file vanished (another loader finished it): nothing to do."""
+
+
+class Inbox(Protocol):
+    """Files waiting to be bulk-loaded (a directory, an S3 prefix). Two loaders sharing an
+    inbox never load one file twice: `claim` lets exactly one of them have it."""
+
+    identity: str  # this loader, as claims and reports name it
+    where: str  # the inbox's location, for logs
+
+    def pending(self) -> list[Any]:
+        """Claimable entries: interrupted loads of dead loaders first, then settled new files."""
+
+    def claim(self, entry: Any) -> Claim | None:
+        """Take the entry for this loader; None if another loader has it."""
+
+    def fetch(self, claim: Claim) -> AbstractContextManager[LocalFile]:
+        """The claimed file as a local file (InboxItemGone if it went meanwhile)."""
+
+    def release(self, claim: Claim) -> None:
+        """Give the file back to the inbox (a loader stopping mid-file)."""
+
+    def finish(self, claim: Claim, status: str, report: dict) -> Outcome:
+        """Report first, then move the file to `status`/ (processed or failed) beside it."""
 
 
 class AnalyticsSource(Protocol):

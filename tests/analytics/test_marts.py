@@ -56,9 +56,10 @@ def test_a_crash_between_write_and_publish_is_caught_up_on_restart(tmp_path, reb
 def test_marts_of_another_version_are_rebuilt(tmp_path, rebuilt):
     path = tmp_path / "warehouse.duckdb"
     writer = duckdb_warehouse(path, fixture.ROWS)
-    writer._conn.execute("UPDATE mart_meta SET marts_version = 0")
-    writer._conn.execute("DELETE FROM mart_rfm")
-    writer._conn.close()
+    conn = writer._open()  # publish() gave up the file; take it back, as the next writer would
+    conn.execute("UPDATE mart_meta SET marts_version = 0")
+    conn.execute("DELETE FROM mart_rfm")
+    conn.close()
     writer._turn.release()
     DuckDBWarehouse(path, snapshot_interval=3600).close()
     assert marts(DuckDBSnapshotReader(path)) == rebuilt

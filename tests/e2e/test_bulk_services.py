@@ -14,15 +14,16 @@ from pathlib import Path
 import orjson
 import pytest
 
+from shopstream.adapters.local.inbox import CLAIMED, LocalInbox
 from shopstream.adapters.local.log import LocalLog
 from shopstream.bootstrap import Container
-from shopstream.bulk.inbox import CLAIMED, Inbox, scan_once
+from shopstream.bulk.inbox import scan_once
 from shopstream.bulk.load import LoadInterrupted, load_file
 from shopstream.config import Settings
 from shopstream.domain.line import Totals
 from shopstream.generate import write_csv
 from shopstream.verify import measure
-from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_events
+from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_table
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +64,7 @@ def test_bulk_load_writes_the_warehouse_with_or_without_the_loader_running(tmp_p
 
     def stream_in():
         for i in range(30):
-            log.append(make_events(prefix=f"live{i}"))
+            log.append(make_table(prefix=f"live{i}"))
             time.sleep(0.03)
 
     sender = threading.Thread(target=stream_in)
@@ -134,7 +135,7 @@ def test_two_bulk_loaders_share_an_inbox_and_never_load_a_file_twice(tmp_path):
 
 def test_a_dead_loaders_claim_is_finished_by_the_next_one(tmp_path):
     data = tmp_path / "data"
-    inbox = Inbox(data / "inbox", settle_seconds=0)
+    inbox = LocalInbox(data / "inbox", settle_seconds=0)
     write_csv(tmp_path / "day.csv", 1_000, seed=9)
     # a loader (long gone) had claimed the file and loaded part of it when it stopped
     orphan = data / "inbox" / CLAIMED / "999999999.12345--day.csv"
@@ -151,4 +152,28 @@ def test_a_dead_loaders_claim_is_finished_by_the_next_one(tmp_path):
     assert (report["rows"], report["loaded"], report["already_present"]) == (1_000, 1_000 - partial, partial)
     assert not orphan.exists() and (data / "inbox" / "processed" / "day.csv").exists()
     assert c.stream.accepted().lines == 1_000
+    c.close()
+
+
+def test_a_load_that_fails_in_a_sink_leaves_the_file_for_the_next_tick(tmp_path, monkeypatch):
+    import sqlite3
+
+    data = tmp_path / "data"
+    inbox = LocalInbox(data / "inbox", settle_seconds=0)
+    write_csv(data / "inbox" / "day.csv", 1_000, seed=11)
+    c = Container(Settings(data_dir=data, snapshot_interval_seconds=3600))
+
+    def outage(table):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(c.store, "write", outage)  # the store is down for this tick
+    assert scan_once(inbox, c) == []
+    assert (data / "inbox" / "day.csv").exists() and list((data / "inbox" / "failed").iterdir()) == []
+    monkeypatch.undo()
+    outcomes = scan_once(inbox, c)
+    assert [(o.name, o.status) for o in outcomes] == [("day.csv", "processed")]
+    report = orjson.loads(outcomes[0].report.read_bytes())
+    assert (report["rows"], report["loaded"]) == (1_000, 1_000)
+    result = measure(c)
+    assert result.accepted.lines == 1_000 and result.ok, result
     c.close()

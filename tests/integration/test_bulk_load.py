@@ -95,11 +95,15 @@ def test_unreadable_files_fail_with_a_clear_error_and_write_nothing(tmp_path):
     notes.write_text("name,amount\nx,1\n")
     fake = tmp_path / "fake.xlsx"
     fake.write_bytes(b"PK\x03\x04 not really a workbook")
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
     c = container(tmp_path)
     with pytest.raises(CsvFormatError, match="lacks"):
         load_file(notes, c)
     with pytest.raises(CsvFormatError, match="not a readable XLSX workbook"):
         load_file(fake, c)
+    with pytest.raises(CsvFormatError, match="unreadable"):  # the inbox files it under failed/
+        load_file(broken, c)
     assert set(figures(c).values()) == {Totals(0, 0)}
     c.close()
 

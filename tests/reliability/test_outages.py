@@ -167,7 +167,7 @@ def test_sigterm_drains_in_flight_work_and_every_service_exits_0(tmp_path):
         consumers = {name: stack.service_process(name) for name in stack.CONSUMERS}
         for process in consumers.values():
             process.suspend()
-        send(stack, generated(stack, tmp_path, 30_000, 5))
+        send(stack, generated(stack, tmp_path, 200_000, 5))  # enough that the fastest (the lake) is mid-stream
         for process in consumers.values():
             process.resume()
         time.sleep(0.15)  # each has read its first batch of the backlog, none has finished it
@@ -190,5 +190,5 @@ def test_sigterm_drains_in_flight_work_and_every_service_exits_0(tmp_path):
     log = " ".join(stack.log_path.read_text().split())
     assert code == 0
     assert ("stopped (ingest-api=0, invoice-api=0, analytics-api=0, s3-archiver=0, dynamo-writer=0, "
-            "warehouse-loader=0)"
+            "warehouse-loader=0, bulk-loader=0)"
             in log.replace(", ", ",").replace(",", ", ")), log[-2000:]

@@ -30,12 +30,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shopstream.bootstrap import Container
-from shopstream.bulk.readers import CHUNK_ROWS, detect_format, read_chunks
+from shopstream.bulk.readers import CHUNK_ROWS, UnsupportedFile, detect_format, read_chunks
 from shopstream.domain.bulk_parsing import ColumnParser, ParsedChunk
 from shopstream.domain.columnar import first_occurrences, line_totals_milli
 from shopstream.domain.events import file_event_id
 from shopstream.domain.line import DeadLetter
-from shopstream.files import content_hash
+from shopstream.files import CsvFormatError, content_hash
 
 class LoadInterrupted(RuntimeError):
     """Stopped between chunks (SIGTERM); what was written stays, a re-run completes it."""
@@ -128,14 +128,19 @@ def load_file(
     on_progress: Progress | None = None,
     source: str | None = None,
     stop: threading.Event | None = None,
+    digest: str | None = None,
+    label: str | None = None,
 ) -> LoadSummary:
-    """Load one file (CSV, CSV.gz, XLSX or Parquet) into every sink; see the module doc."""
+    """Load one file (CSV, CSV.gz, XLSX or Parquet) into every sink; see the module doc.
+
+    `digest`: the SHA-256 of the file's bytes when the caller has it already (an S3
+    download hashes on the way); `label`: its name in the summary (an s3:// URI)."""
     started = time.perf_counter()
-    digest = content_hash(path)
-    summary = LoadSummary(str(path), detect_format(path), digest)
+    digest = digest or content_hash(path)
+    summary = LoadSummary(label or str(path), detect_format(path), digest)
     zone = ZoneInfo(container.settings.shop_timezone)
     received_at = datetime.now(zone).replace(tzinfo=None)
-    source = (source or f"bulk:{path.name}")[:200]
+    source = (source or f"bulk:{Path(label).name if label else path.name}")[:200]
     parser = ColumnParser(container.settings.shop_timezone)
     reasons: Counter[str] = Counter()
 
@@ -158,7 +163,11 @@ def load_file(
                 if done.is_set():
                     return
             ready.put(None)
-        except BaseException as error:  # handed to the writing thread, which raises it
+        except CsvFormatError as error:  # handed to the writing thread, which raises it
+            ready.put(error)
+        except Exception as error:  # a corrupt file (broken gzip, Parquet...): unreadable, not a sink outage
+            ready.put(UnsupportedFile(f"{label or path}: unreadable ({type(error).__name__}: {error})"))
+        except BaseException as error:
             ready.put(error)
 
     reader = threading.Thread(target=produce, name="bulk-read", daemon=True)

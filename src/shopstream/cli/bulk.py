@@ -70,41 +70,50 @@ def bulk_load(
 ) -> None:
     """Load files straight into the raw lake, the store and the warehouse (loading twice stores once)."""
     from shopstream.bootstrap import Container
-    from shopstream.bulk.load import load_file
     from shopstream.files import CsvFormatError
 
     settings = _settings(data_dir)
     for name in files:
-        if name.startswith("s3://"):
-            raise _fail(f"{name}: s3:// sources need the aws profile (SHOPSTREAM_PROFILE=aws), "
-                        "which is not available yet; copy the file locally and load it by path")
-        if not Path(name).is_file():
+        if name.startswith("s3://") and settings.profile != "aws":
+            raise _fail(f"{name}: s3:// sources need the aws profile (SHOPSTREAM_PROFILE=aws)")
+        if not name.startswith("s3://") and not Path(name).is_file():
             raise _fail(f"no such file: {name}")
     container = Container(settings)
     failed = 0
     try:
         for name in files:
-            path = Path(name)
-            started = time.perf_counter()
-            total = expected_rows(path)
-            with _progress() as progress:
-                task = progress.add_task(f"loading {path.name}", total=total, rows="")
-
-                def advance(rows: int) -> None:
-                    rate = rows / max(time.perf_counter() - started, 1e-9)
-                    done = min(rows, total - 1) if total else rows  # 100% only once it is loaded
-                    progress.update(task, completed=done, rows=f"{rows:,} rows, {rate:,.0f} rows/s")
-
-                try:
-                    summary = load_file(path, container, chunk_rows=chunk_rows, on_progress=advance)
-                except (CsvFormatError, OSError) as error:
-                    failed += 1
-                    progress.stop()
-                    console.print(f"[bold red]error:[/] {escape(str(error))}")
-                    continue
-                progress.update(task, total=summary.rows or 1, completed=summary.rows or 1)
+            try:
+                with container.files.open(name) as local:  # an S3 object: downloaded and hashed first
+                    summary = _load_one(local, container, chunk_rows)
+            except (CsvFormatError, OSError) as error:
+                failed += 1
+                console.print(f"[bold red]error:[/] {escape(str(error))}")
+                continue
             print_summary(summary)
     finally:
         container.close()
     if failed:
         raise typer.Exit(1)
+
+
+def _load_one(local, container, chunk_rows: int):
+    from shopstream.bulk.load import load_file
+
+    started = time.perf_counter()
+    total = expected_rows(local.path)
+    with _progress() as progress:
+        task = progress.add_task(f"loading {local.label.rsplit('/', 1)[-1]}", total=total, rows="")
+
+        def advance(rows: int) -> None:
+            rate = rows / max(time.perf_counter() - started, 1e-9)
+            done = min(rows, total - 1) if total else rows  # 100% only once it is loaded
+            progress.update(task, completed=done, rows=f"{rows:,} rows, {rate:,.0f} rows/s")
+
+        try:
+            summary = load_file(local.path, container, chunk_rows=chunk_rows, on_progress=advance,
+                                digest=local.digest, label=local.label)
+        except BaseException:
+            progress.stop()
+            raise
+        progress.update(task, total=summary.rows or 1, completed=summary.rows or 1)
+    return summary

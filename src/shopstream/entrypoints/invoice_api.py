@@ -8,7 +8,7 @@ from shopstream.auth.keys import Principal
 from shopstream.bootstrap import Container
 from shopstream.domain.money import format_money
 from shopstream.domain.parsing import Invalid, parse_customer_id, parse_invoice_no
-from shopstream.entrypoints.http import ApiError, create_app, require_scope
+from shopstream.entrypoints.http import ApiError, FastJSONResponse, create_app, require_scope
 from shopstream.ports import InvalidCursor
 
 
@@ -49,18 +49,18 @@ def build_app(container: Container | None = None):
     app.state.closers.append(container.close)
 
     @app.get("/invoices/{invoice_no:path}", tags=["invoices"], summary="One invoice with its lines")
-    def get_invoice(invoice_no: str, caller: Principal = reader) -> dict:
+    def get_invoice(invoice_no: str, caller: Principal = reader) -> FastJSONResponse:
         invoice = container.store.invoice(_invoice_no(invoice_no))
         if invoice is None or not caller.may_see_customer(invoice.header.customer_id):
             raise ApiError(404, "not_found", f"no invoice {invoice_no[:40]!r}")
-        return invoice.as_dict()
+        return FastJSONResponse(invoice.as_dict())
 
     @app.get("/customers/{customer_id}", tags=["customers"], summary="A customer's summary")
-    def get_customer(customer_id: str, caller: Principal = reader) -> dict:
+    def get_customer(customer_id: str, caller: Principal = reader) -> FastJSONResponse:
         summary = container.store.customer(_customer_id(customer_id, caller))
         if summary is None:
             raise ApiError(404, "not_found", f"no customer {customer_id[:40]!r}")
-        return summary.as_dict()
+        return FastJSONResponse(summary.as_dict())
 
     @app.get(
         "/customers/{customer_id}/invoices",
@@ -72,7 +72,7 @@ def build_app(container: Container | None = None):
         limit: int = Query(20, ge=1, le=200, description="invoices per page"),
         cursor: str | None = Query(None, max_length=500, description="next_cursor of the previous page"),
         caller: Principal = reader,
-    ) -> dict:
+    ) -> FastJSONResponse:
         cid = _customer_id(customer_id, caller)
         try:
             page = container.store.customer_invoices(cid, limit, cursor)
@@ -80,11 +80,11 @@ def build_app(container: Container | None = None):
             raise ApiError(400, "bad_request", str(error)) from None
         if page is None:
             raise ApiError(404, "not_found", f"no customer {customer_id[:40]!r}")
-        return {
+        return FastJSONResponse({
             "customer_id": cid,
             "invoices": [h.as_dict() for h in page.invoices],
             "next_cursor": page.next_cursor,
             "totals": {"invoices": page.total_invoices, "net_spend": format_money(page.net_spend_milli)},
-        }
+        })
 
     return app

@@ -49,6 +49,12 @@ def run_service(name: str, host: str | None = None, port: int | None = None) -> 
     from shopstream.bootstrap import Container
     from shopstream.entrypoints.http import undeclared_routes
 
+    import pyarrow
+
+    # Arrow's default pool (mimalloc) keeps freed batches mapped: with the system allocator
+    # a service's peak RSS on the reference file fell by ~70 MB (ingest 313 -> 240 MB) at
+    # no measured cost in speed (bench/pipeline.py).
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     settings = Settings()
     configure_logging(name, settings.log_format)
     if name in HTTP_SERVICES:

@@ -3,8 +3,8 @@
 The fact table is declared once with SQLAlchemy: on Redshift it compiles with
 DISTKEY (invoice_no) and SORTKEY (invoice_date) (sqlalchemy-redshift), elsewhere as
 the plain FACT_DDL of domain/warehouse_sql.py, column for column. A micro-batch is
-loaded into a temporary staging table (COPY on PostgreSQL; row inserts elsewhere; on
-Redshift at scale the COPY would come from the S3 lake), then merged in one
+loaded into a temporary staging table (COPY FROM STDIN on PostgreSQL; on Redshift COPY
+of the batch staged as Parquet in S3, redshift_copy.py; row inserts elsewhere), then merged in one
 transaction: only event ids the fact table does not have, each once, under a table
 lock so two loader tasks cannot insert the same event between check and insert.
 The SQL is portable: no engine-only functions.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -77,6 +77,11 @@ def fact_ddl(dialect: sa.engine.Dialect) -> str:
 
 
 def _fact_rows(table: EventTable) -> list[tuple]:
+    return list(zip(*fact_columns(table)))
+
+
+def fact_columns(table: EventTable) -> list[list]:
+    """The fact table's columns (FACT_COLUMNS order) as Python values: money as Decimal."""
     invoice, stock = table["invoice_no"], table["stock_code"]
     quantity, price = table["quantity"], table["unit_price_milli"]
     cancellation = pc.starts_with(invoice, "C")
@@ -94,16 +99,37 @@ def _fact_rows(table: EventTable) -> list[tuple]:
         cancellation.to_pylist(), adjustment.to_pylist(), service.to_pylist(), sale.to_pylist(),
         table["received_at"].to_pylist(), table["source"].to_pylist(),
     ]
-    return list(zip(*columns))
+    return columns
+
+
+Stager = Callable[[sa.Connection, EventTable], None]  # fills STAGE with the batch's fact rows
+
+
+def copy_from_stdin(conn: sa.Connection, table: EventTable) -> None:
+    """PostgreSQL: one COPY stream per batch (no statement per row)."""
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {STAGE} ({_COLUMNS}) FROM STDIN") as copy:
+        for row in _fact_rows(table):
+            copy.write_row(row)
+
+
+def insert_rows(conn: sa.Connection, table: EventTable) -> None:
+    """Anywhere else (Redshift without a COPY role): multi-row inserts, slow but plain."""
+    stage = sa.table(STAGE, *(sa.column(c) for c in FACT_COLUMNS))
+    conn.execute(stage.insert(), [dict(zip(FACT_COLUMNS, row)) for row in _fact_rows(table)])
 
 
 class SqlWarehouse:
     """The warehouse on PostgreSQL/Redshift: the writer merges batches and keeps the metric
     marts up to date (as the DuckDB writer does); readers query the same database."""
 
-    def __init__(self, url: str, schema: str | None = None, marts_interval: float = 5.0) -> None:
+    def __init__(self, url: str, schema: str | None = None, marts_interval: float = 5.0,
+                 stage: Stager | None = None) -> None:
         self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # how a batch gets into the staging table: COPY FROM STDIN (PostgreSQL), COPY from
+        # staged Parquet in S3 (Redshift, bootstrap passes it), else row inserts
+        self.stage = stage or (copy_from_stdin if self.is_postgres else insert_rows)
         self.marts_interval = marts_interval
         self._marts_stale_since: datetime | None = None
         self._marts_checked = False
@@ -151,11 +177,10 @@ class SqlWarehouse:
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0
-        rows = _fact_rows(table)
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE}")
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {STAGE} (LIKE {FACT_TABLE})")
-            self._stage(conn, rows)
+            self.stage(conn, table)
             # Readers keep reading; a second writer waits (Redshift's LOCK has no modes).
             conn.exec_driver_sql(f"LOCK TABLE {FACT_TABLE} IN SHARE ROW EXCLUSIVE MODE" if self.is_postgres
                                  else f"LOCK {FACT_TABLE}")
@@ -192,16 +217,6 @@ class SqlWarehouse:
                 conn.execute(sa.text(statement), {"since": since})
         self._marts_stale_since = None
         self._marts_refreshed_at = time.monotonic()
-
-    def _stage(self, conn: sa.Connection, rows: list[tuple]) -> None:
-        if self.is_postgres:
-            cursor = conn.connection.driver_connection.cursor()
-            with cursor.copy(f"COPY {STAGE} ({_COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            stage = sa.table(STAGE, *(sa.column(c) for c in FACT_COLUMNS))
-            conn.execute(stage.insert(), [dict(zip(FACT_COLUMNS, row)) for row in rows])
 
     def publish(self) -> None:
         """Committed rows are visible to every reader already; bring the marts up to date."""

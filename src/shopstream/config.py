@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     bulk_inbox: str | None = None  # a directory or s3://bucket/prefix/ (aws); default <data_dir>/inbox
     bulk_schedule: str = "* * * * *"  # cron; a 6th field is seconds ("* * * * * */10")
     bulk_settle_seconds: float = 2.0  # a file must be unchanged this long (still being copied?)
+    bulk_once: bool = False  # scan the inbox once and exit (a scheduled ECS task) instead of the schedule
     bulk_claim_seconds: float = 60.0  # an S3 inbox claim's lease, renewed while loading
 
     @cached_property

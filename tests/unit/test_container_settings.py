@@ -90,3 +90,18 @@ def test_a_consumer_is_healthy_only_while_its_ops_server_answers(tmp_path):
     server.shutdown()
     server.server_close()
     assert not healthy("dynamo-writer", settings)
+
+
+def test_the_bulk_loader_once_loads_the_inbox_and_exits_0(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "two-lines.csv").write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850.0,United Kingdom\n"
+        "536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom\n")
+    env = dict(os.environ, SHOPSTREAM_DATA_DIR=str(tmp_path), SHOPSTREAM_BULK_ONCE="true",
+               SHOPSTREAM_BULK_SETTLE_SECONDS="0")
+    result = subprocess.run([sys.executable, "-m", "shopstream", "service", "bulk-loader"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (inbox / "processed" / "two-lines.csv").is_file() and not (inbox / "two-lines.csv").exists()

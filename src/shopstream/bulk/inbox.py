@@ -85,6 +85,12 @@ def run_bulk_loader(container: Container, stop: threading.Event) -> None:
     schedule = croniter(settings.bulk_schedule, datetime.now())
     heartbeat = settings.bulk_heartbeat_path
     heartbeat.parent.mkdir(parents=True, exist_ok=True)
+    if settings.bulk_once:
+        try:
+            scan_once(inbox, container, stop)
+        finally:
+            container.close()
+        return
     log.info("bulk-loader: watching %s on schedule %r", inbox.where, settings.bulk_schedule)
     try:
         while not stop.is_set():

@@ -42,6 +42,8 @@ LEDGER_WRITE = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
 LAKE_WRITE = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
 LAKE_INDEX = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"]
 STORE_WRITE = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"]
+STAGING = ["s3:PutObject", "s3:DeleteObject"]  # Parquet staged for Redshift's COPY
+INBOX_CLAIMS = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]  # S3 inbox claims (leases table)
 STORE_READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
 
 
@@ -109,6 +111,10 @@ class ShopstreamStack(Stack):
                 s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7)),
             ],
         )
+        # S3 events to EventBridge (the inbox trigger), set on the bucket itself: CDK's
+        # event_bridge_enabled would add a custom-resource Lambda for the same thing.
+        lake.node.default_child.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
         names = Names(stream="shopstream", bucket="lake", prefix="", table=TABLE, ledger_table=f"{TABLE}-ledger",
                       lake_index_table=f"{TABLE}-lake-index", lease_table=f"{TABLE}-leases")
         tables = {name: dynamo_table(self, name, definition) for name, definition in table_definitions(names).items()}
@@ -127,8 +133,12 @@ class ShopstreamStack(Stack):
                 secret_string_template='{"username": "shopstream_admin"}', generate_string_key="password",
                 exclude_punctuation=True, password_length=32),
         )
+        copy_role = iam.Role(self, "WarehouseCopyRole", assumed_by=iam.ServicePrincipal("redshift.amazonaws.com"),
+                             description="Redshift COPY of the staged Parquet batches")
+        copy_role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[lake.arn_for_objects("staging/*")]))
+        copy_role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[lake.bucket_arn]))
         namespace = redshift.CfnNamespace(
-            self, "WarehouseNamespace", namespace_name="shopstream", db_name=WAREHOUSE_DB,
+            self, "WarehouseNamespace", namespace_name="shopstream", db_name=WAREHOUSE_DB, iam_roles=[copy_role.role_arn],
             admin_username="shopstream_admin", admin_user_password=admin.secret_value_from_json("password").to_string())
         workgroup = redshift.CfnWorkgroup(
             self, "WarehouseWorkgroup", workgroup_name="shopstream", namespace_name=namespace.namespace_name,
@@ -141,7 +151,6 @@ class ShopstreamStack(Stack):
                                          secret_string_value=None)
 
         # -- least-privilege task roles ----------------------------------------------------------
-        bucket_objects = lake.arn_for_objects("*")
         grants: dict[str, list[iam.PolicyStatement]] = {
             "ingest-api": [
                 iam.PolicyStatement(actions=["kinesis:PutRecords"], resources=[stream.stream_arn]),
@@ -156,13 +165,16 @@ class ShopstreamStack(Stack):
                 iam.PolicyStatement(actions=LAKE_INDEX, resources=table_arns(names.lake_index_table)),
             ],
             "dynamo-writer": [iam.PolicyStatement(actions=STORE_WRITE, resources=table_arns(names.table))],
-            "warehouse-loader": [],
+            "warehouse-loader": [iam.PolicyStatement(actions=STAGING, resources=[lake.arn_for_objects("staging/*")])],
             "bulk-loader": [
                 iam.PolicyStatement(actions=LEDGER_WRITE, resources=table_arns(names.ledger_table)),
-                iam.PolicyStatement(actions=LAKE_WRITE, resources=[bucket_objects]),
+                iam.PolicyStatement(actions=LAKE_WRITE, resources=[lake.arn_for_objects(p) for p in
+                                                                   ("raw/*", "inbox/*", "dead-letters/*")]),
+                iam.PolicyStatement(actions=STAGING, resources=[lake.arn_for_objects("staging/*")]),
                 iam.PolicyStatement(actions=["s3:ListBucket"], resources=[lake.bucket_arn]),
                 iam.PolicyStatement(actions=LAKE_INDEX, resources=table_arns(names.lake_index_table)),
                 iam.PolicyStatement(actions=STORE_WRITE, resources=table_arns(names.table)),
+                iam.PolicyStatement(actions=INBOX_CLAIMS, resources=table_arns(names.lease_table)),
             ],
         }
         for consumer in CONSUMERS:
@@ -187,17 +199,18 @@ class ShopstreamStack(Stack):
             "SHOPSTREAM_PROFILE": "aws", "AWS_REGION": self.region, "SHOPSTREAM_STREAM_NAME": stream.stream_name,
             "SHOPSTREAM_LAKE_URI": f"s3://{lake.bucket_name}", "SHOPSTREAM_TABLE_NAME": TABLE,
             "SHOPSTREAM_WAREHOUSE_URL": warehouse_url, "SHOPSTREAM_HOST": "0.0.0.0",
-            "SHOPSTREAM_API_KEYS_SECRET_ARN": api_keys.secret_arn,
+            "SHOPSTREAM_API_KEYS_SECRET_ARN": api_keys.secret_arn, "SHOPSTREAM_WAREHOUSE_COPY_ROLE_ARN": copy_role.role_arn,
+            "SHOPSTREAM_BULK_INBOX": f"s3://{lake.bucket_name}/inbox/",
         }
         secrets = {"SHOPSTREAM_WAREHOUSE_PASSWORD": ecs.Secret.from_secrets_manager(admin, "password")}
 
-        def task_definition(name: str, port: int | None) -> ecs.FargateTaskDefinition:
+        def task_definition(name: str, port: int | None, **extra: str) -> ecs.FargateTaskDefinition:
             task = ecs.FargateTaskDefinition(self, f"Task-{name}", cpu=512, memory_limit_mib=1024,
                                              task_role=self.task_roles[name])
             health = (["CMD", "python", "-m", "shopstream.entrypoints.healthcheck", name])
             task.add_container(
                 name, image=ecs.ContainerImage.from_ecr_repository(repositories[name], image_tag),
-                environment=settings, secrets=secrets, stop_timeout=Duration.seconds(30),
+                environment=settings | extra, secrets=secrets, stop_timeout=Duration.seconds(30),
                 logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=logs.LogGroup(
                     self, f"Logs-{name}", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY)),
                 health_check=ecs.HealthCheck(command=health, interval=Duration.seconds(15),
@@ -269,9 +282,12 @@ class ShopstreamStack(Stack):
             threshold=100, evaluation_periods=1, alarm_description="many requests with rejected lines",
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING))
 
-        # bulk-loader: a scheduled task. Disabled until the S3 inbox exists (docs/deploy.md).
-        events.Rule(self, "BulkLoaderSchedule", enabled=False, schedule=events.Schedule.cron(minute="0"),
-                    targets=[targets.EcsTask(
-                        cluster=cluster, task_definition=task_definition("bulk-loader", None),
-                        security_groups=[tasks_sg], subnet_selection=ec2.SubnetSelection(
-                            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS))])
+        # bulk-loader: a task that loads what is in the S3 inbox and exits, run every 15 minutes and
+        # whenever a file lands in inbox/ (claims in the lease table: two runs never load a file twice).
+        bulk_loader = targets.EcsTask(
+            cluster=cluster, task_definition=task_definition("bulk-loader", None, SHOPSTREAM_BULK_ONCE="true"),
+            security_groups=[tasks_sg], subnet_selection=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS))
+        events.Rule(self, "BulkLoaderSchedule", schedule=events.Schedule.rate(Duration.minutes(15)), targets=[bulk_loader])
+        events.Rule(self, "BulkLoaderInboxTrigger", targets=[bulk_loader], event_pattern=events.EventPattern(
+            source=["aws.s3"], detail_type=["Object Created"],
+            detail={"bucket": {"name": [lake.bucket_name]}, "object": {"key": [{"prefix": "inbox/"}]}}))

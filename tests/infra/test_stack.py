@@ -69,6 +69,7 @@ def test_redshift_serverless_with_its_admin_password_in_secrets_manager(template
     namespace = next(iter(resources(template, "AWS::RedshiftServerless::Namespace").values()))["Properties"]
     password = str(namespace["AdminUserPassword"])
     assert "resolve:secretsmanager" in password  # a dynamic reference: never in the template
+    assert len(namespace["IamRoles"]) == 1  # the role Redshift's COPY of staged Parquet assumes
 
 
 def test_three_apis_behind_the_load_balancer_with_health_checks_and_autoscaling(template):
@@ -95,8 +96,15 @@ def test_every_service_runs_on_fargate_and_the_bulk_loader_on_a_schedule(templat
     template.resource_count_is("AWS::ECS::Service", 6)
     template.resource_count_is("AWS::ECS::TaskDefinition", 7)
     template.has_resource_properties("AWS::Events::Rule", {
-        "ScheduleExpression": "cron(0 * * * ? *)",
+        "ScheduleExpression": "rate(15 minutes)", "State": "ENABLED",
         "Targets": Match.array_with([Match.object_like({"EcsParameters": Match.any_value()})])})
+    template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": Match.object_like({"detail-type": ["Object Created"], "detail": Match.object_like({
+            "object": {"key": [{"prefix": "inbox/"}]}})}),
+        "Targets": Match.array_with([Match.object_like({"EcsParameters": Match.any_value()})])})
+    bulk = [t["Properties"]["ContainerDefinitions"][0] for t in resources(template, "AWS::ECS::TaskDefinition").values()
+            if t["Properties"]["ContainerDefinitions"][0]["Name"] == "bulk-loader"]
+    assert {"Name": "SHOPSTREAM_BULK_ONCE", "Value": "true"} in bulk[0]["Environment"]
 
 
 def test_alarms_on_iterator_age_5xx_and_dead_letters(template):
@@ -118,7 +126,7 @@ def test_one_least_privilege_task_role_per_service(template):
     for consumer in ("s3-archiver", "dynamo-writer", "warehouse-loader"):
         assert {"kinesis:GetRecords", "kinesis:GetShardIterator"} <= allowed[consumer]
         assert "kinesis:PutRecords" not in allowed[consumer]
-    assert not {a for a in allowed["warehouse-loader"] if a.startswith("s3:")}
+    assert {a for a in allowed["warehouse-loader"] if a.startswith("s3:")} == {"s3:PutObject", "s3:DeleteObject"}
     assert not {a for a in allowed["dynamo-writer"] if a.startswith("s3:")}
 
 

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -48,6 +50,20 @@ def moto_endpoint() -> str:
         _moto.update(url=url, process=process)
         atexit.register(_stop_moto)
     return str(_moto["url"])
+
+
+@contextmanager
+def moto_at(url: str) -> Iterator[None]:
+    """Within this block, every aws test resource lives on the moto server at `url` (e.g. a container)."""
+    saved = dict(_moto)
+    os.environ.update(CREDENTIALS)
+    _moto.clear()
+    _moto["url"] = url
+    try:
+        yield
+    finally:
+        _moto.clear()
+        _moto.update(saved)
 
 
 def _stop_moto() -> None:

@@ -99,7 +99,7 @@ class Container:
                 from shopstream.adapters.aws.redshift_copy import S3ParquetCopy
 
                 stage = S3ParquetCopy(self._aws()[0], s.staging, s.warehouse_copy_role_arn)
-            return SqlWarehouse(s.warehouse_url, marts_interval=s.marts_interval_seconds, stage=stage)
+            return SqlWarehouse(s.warehouse_dsn, marts_interval=s.marts_interval_seconds, stage=stage)
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
         s = self.settings
@@ -139,7 +139,7 @@ class Container:
         if self.aws_profile:  # Redshift/PostgreSQL serve readers beside the writer
             from shopstream.adapters.aws.redshift import SqlWarehouse
 
-            return SqlWarehouse(self.settings.warehouse_url, marts_interval=self.settings.marts_interval_seconds)
+            return SqlWarehouse(self.settings.warehouse_dsn, marts_interval=self.settings.marts_interval_seconds)
         from shopstream.adapters.local.warehouse import DuckDBSnapshotReader
 
         return DuckDBSnapshotReader(self.settings.warehouse_path)
@@ -153,7 +153,8 @@ class Container:
     def keyring(self) -> KeyRing:
         """API keys and customer tokens from every configured source (docs/security.md)."""
         s = self.settings
-        return KeyRing(s.api_keys, s.keys_file, s.api_keys_secret_arn, s.api_keys_refresh_seconds).start()
+        return KeyRing(s.api_keys, s.keys_file, s.api_keys_secret_arn, s.api_keys_refresh_seconds,
+                       accepted_key=s.api_key).start()
 
     def close(self) -> None:
         self.__dict__.pop("analytics", None)  # the warehouse reader, closed below

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # security and operations (docs/security.md)
     auth_enabled: bool = True
     api_keys: str | None = None  # JSON key records (hashed), e.g. from an ECS secret
+    # a client's key (send, verify...); services accept it too, scope admin: the compose dev key
+    api_key: str | None = None
     api_keys_file: Path | None = None  # default <data_dir>/api-keys.json
     api_keys_secret_arn: str | None = None  # AWS Secrets Manager secret holding key records
     api_keys_refresh_seconds: float = 60.0  # how often the secret is re-read
@@ -72,6 +74,7 @@ class Settings(BaseSettings):
     lake_uri: str = "s3://shopstream-lake"  # s3://bucket[/prefix]
     table_name: str = "shopstream"  # DynamoDB; companions <name>-ledger, -lake-index, -leases
     warehouse_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/shopstream"  # or redshift+redshift_connector://
+    warehouse_password: str | None = None  # replaces the URL's password (an ECS secret)
     kinesis_shards: int = 4  # what `init` creates
     kinesis_hash_groups: int = 64  # invoices map to this many explicit hash keys (the most shards that get load)
     kinesis_poll_seconds: float = 1.0  # wait before polling a caught-up shard again (5 reads/s/shard on AWS)
@@ -85,11 +88,21 @@ class Settings(BaseSettings):
     bulk_inbox: str | None = None  # a directory or s3://bucket/prefix/ (aws); default <data_dir>/inbox
     bulk_schedule: str = "* * * * *"  # cron; a 6th field is seconds ("* * * * * */10")
     bulk_settle_seconds: float = 2.0  # a file must be unchanged this long (still being copied?)
+    bulk_once: bool = False  # scan the inbox once and exit (a scheduled ECS task) instead of the schedule
     bulk_claim_seconds: float = 60.0  # an S3 inbox claim's lease, renewed while loading
 
     @cached_property
     def bulk_inbox_uri(self) -> str:
         return self.bulk_inbox or str(self.data_dir / "inbox")
+
+    @cached_property
+    def warehouse_dsn(self) -> str:
+        """warehouse_url with warehouse_password merged in, if one is set."""
+        if self.warehouse_password is None:
+            return self.warehouse_url
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.warehouse_url).set(password=self.warehouse_password).render_as_string(hide_password=False)
 
     @cached_property
     def bulk_inbox_dir(self) -> Path:
@@ -98,6 +111,10 @@ class Settings(BaseSettings):
     @cached_property
     def staging(self) -> str:
         return self.staging_uri or self.lake_uri.rstrip("/") + "/staging"
+
+    @cached_property
+    def bulk_heartbeat_path(self) -> Path:
+        return self.data_dir / "bulk-loader.heartbeat"
 
     @cached_property
     def stream_path(self) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from shopstream.auth.keys import KeyFormatError, KeyRecord, Principal, split_key
+from shopstream.auth.keys import KeyFormatError, KeyRecord, Principal, record_of, split_key
 
 log = logging.getLogger("shopstream.auth")
 FILE_CHECK_SECONDS = 2.0
@@ -81,12 +81,14 @@ class KeyRing:
 
     def __init__(
         self, env_json: str | None = None, file: Path | None = None, secret_arn: str | None = None,
-        refresh_seconds: float = 60.0,
+        refresh_seconds: float = 60.0, accepted_key: str | None = None,
     ) -> None:
         self.file = file
         self.secret_arn = secret_arn
         self.refresh_seconds = refresh_seconds
         self._env = parse_records(env_json, "SHOPSTREAM_API_KEYS") if env_json else []
+        if accepted_key:  # SHOPSTREAM_API_KEY: the development key docker compose hands every service
+            self._env.append(record_of(accepted_key, ["admin"], "SHOPSTREAM_API_KEY"))
         self._from_file: list[KeyRecord] = []
         self._from_secret: list[KeyRecord] = []
         self._file_identity: Any = None

@@ -115,6 +115,16 @@ def new_key(
     return f"{PREFIX}_{key_id}_{secret}", record
 
 
+def record_of(key: str, scopes: list[str], name: str = "") -> KeyRecord:
+    """The record of a key chosen elsewhere (e.g. a development key in the environment)."""
+    parts = split_key(key)
+    if parts is None:
+        raise KeyFormatError(f"{name or 'a key'}: not a key of the form {PREFIX}_<key id>_<secret>")
+    salt = os.urandom(16)
+    return KeyRecord(id=parts[0], salt=salt.hex(), hash=hashlib.sha256(salt + parts[1].encode()).hexdigest(),
+                     scopes=tuple(scopes), name=name)
+
+
 def split_key(key: str) -> tuple[str, str] | None:
     """(key id, secret) of a well-formed key, else None."""
     parts = key.split("_", 2)

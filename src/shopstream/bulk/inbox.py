@@ -23,6 +23,7 @@ from shopstream.files import CsvFormatError
 from shopstream.ports import Claim, Inbox, InboxItemGone, Outcome
 
 log = logging.getLogger("shopstream.bulk_loader")
+HEARTBEAT_SECONDS = 10.0  # between touches of the heartbeat file while waiting
 PROCESSED, FAILED = "processed", "failed"
 
 
@@ -82,12 +83,24 @@ def run_bulk_loader(container: Container, stop: threading.Event) -> None:
                          "(e.g. '*/5 * * * *', or with seconds '* * * * * */10')")
     inbox = container.inbox
     schedule = croniter(settings.bulk_schedule, datetime.now())
+    heartbeat = settings.bulk_heartbeat_path
+    heartbeat.parent.mkdir(parents=True, exist_ok=True)
+    if settings.bulk_once:
+        try:
+            scan_once(inbox, container, stop)
+        finally:
+            container.close()
+        return
     log.info("bulk-loader: watching %s on schedule %r", inbox.where, settings.bulk_schedule)
     try:
         while not stop.is_set():
             due = schedule.get_next(datetime)
-            if stop.wait(max(0.0, (due - datetime.now()).total_seconds())):
+            while (wait := (due - datetime.now()).total_seconds()) > 0 and not stop.is_set():
+                heartbeat.touch()  # the container's health check: alive and not stuck
+                stop.wait(min(wait, HEARTBEAT_SECONDS))
+            if stop.is_set():
                 break
+            heartbeat.touch()
             try:
                 scan_once(inbox, container, stop)
             except Exception:  # the inbox itself unreachable (S3, DynamoDB): try again next tick

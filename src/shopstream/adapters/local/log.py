@@ -135,7 +135,9 @@ class LocalLogReader:
 
     def __init__(self, path: Path, group: str, synchronous: str) -> None:
         self.group = group
-        self._conn = connect(path, synchronous)
+        # It reads each page once, in order: a big page cache would only hold pages already
+        # consumed (64 MB of them in every consumer); the OS's file cache serves re-reads.
+        self._conn = connect(path, synchronous, cache_mb=4)
         self._conn.executescript(SCHEMA)
         row = self._conn.execute("SELECT seq FROM checkpoints WHERE grp = ?", (group,)).fetchone()
         self._checkpoint = row[0] if row else 0

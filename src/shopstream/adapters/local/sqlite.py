@@ -10,7 +10,8 @@ from pathlib import Path
 
 
 def connect(
-    path: Path, synchronous: str = "NORMAL", read_only: bool = False, busy_timeout: float = 30.0
+    path: Path, synchronous: str = "NORMAL", read_only: bool = False, busy_timeout: float = 30.0,
+    cache_mb: int = 64,
 ) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
@@ -24,7 +25,7 @@ def connect(
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute(f"PRAGMA cache_size = -{cache_mb * 1024}")
     return conn
 
 

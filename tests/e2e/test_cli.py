@@ -47,10 +47,26 @@ def test_demo_runs_and_prints_working_urls(tmp_path):
     result = run("demo", "--rows", "5000", "--then-exit", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5,000 accepted" in result.stdout
-    assert "all sinks match" not in result.stdout or True
     assert f"http://127.0.0.1:{env['SHOPSTREAM_INVOICE_PORT']}/invoices/536365" in result.stdout
     assert f"dashboard    http://127.0.0.1:{env['SHOPSTREAM_ANALYTICS_PORT']}/#key=ss_" in result.stdout
     assert "✓" in result.stdout and "✗" not in result.stdout
+
+
+def test_up_refuses_a_port_in_use_with_a_clear_error(tmp_path):
+    import os
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, SHOPSTREAM_DATA_DIR=str(tmp_path / "data"), SHOPSTREAM_INGEST_PORT=str(free_port()),
+                   SHOPSTREAM_INVOICE_PORT=str(port), SHOPSTREAM_ANALYTICS_PORT=str(free_port()), COLUMNS="200")
+        result = run("up", env=env, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"port {port} on 127.0.0.1 (invoice-api) is already in use" in result.stderr
+    assert "--invoice-port or SHOPSTREAM_INVOICE_PORT" in result.stderr
+    assert "ingest-api" not in result.stdout  # nothing was started
 
 
 def test_verify_fails_loudly_when_a_sink_is_short(tmp_path):

@@ -107,11 +107,33 @@ def _consumer_ports(settings: Settings) -> dict[str, int]:
     return ports
 
 
+def _check_ports_free(settings: Settings) -> None:
+    """Fail before starting anything when an API's port is taken (else the service would
+    restart forever, and a foreign server on the port might even answer)."""
+    import errno
+    import socket
+
+    for service, port, flag in (("ingest-api", settings.ingest_port, "--ingest-port"),
+                                ("invoice-api", settings.invoice_port, "--invoice-port"),
+                                ("analytics-api", settings.analytics_port, "--analytics-port")):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is not "in use"
+            try:
+                probe.bind((settings.host, port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                variable = "SHOPSTREAM_" + service.split("-")[0].upper() + "_PORT"
+                raise _fail(f"port {port} on {settings.host} ({service}) is already in use: stop what "
+                            f"holds it, or pick another port with {flag} or {variable}", 2) from None
+
+
 def _start_services(settings: Settings, restart: bool = True):
     from shopstream.auth.keyring import ensure_dev_key
     from shopstream.entrypoints.services import ALL_SERVICES, consumer_port_variable
     from shopstream.supervisor import Supervisor, service_env, wait_healthy
 
+    _check_ports_free(settings)
     init(settings.data_dir)
     ports = _consumer_ports(settings)
     settings = settings.model_copy(update={n.replace("-", "_") + "_port": p for n, p in ports.items()})

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     bulk_settle_seconds: float = 2.0  # a file must be unchanged this long (still being copied?)
     bulk_once: bool = False  # scan the inbox once and exit (a scheduled ECS task) instead of the schedule
     bulk_claim_seconds: float = 60.0  # an S3 inbox claim's lease, renewed while loading
+    bulk_max_attempts: int = 5  # a file whose load fails this often (a sink keeps failing) goes to failed/
 
     @cached_property
     def bulk_inbox_uri(self) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -176,4 +177,30 @@ def test_a_load_that_fails_in_a_sink_leaves_the_file_for_the_next_tick(tmp_path,
     assert (report["rows"], report["loaded"]) == (1_000, 1_000)
     result = measure(c)
     assert result.accepted.lines == 1_000 and result.ok, result
+    c.close()
+
+
+def test_a_file_that_keeps_failing_in_a_sink_goes_to_failed_after_the_last_attempt(tmp_path, monkeypatch):
+    import sqlite3
+
+    data = tmp_path / "data"
+    inbox = LocalInbox(data / "inbox", settle_seconds=0)
+    write_csv(data / "inbox" / "poison.csv", 1_000, seed=12)
+    c = Container(Settings(data_dir=data, snapshot_interval_seconds=3600, bulk_max_attempts=3))
+
+    def broken(table):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(c.store, "write", broken)  # fails on every tick
+    failures = Counter()
+    for _ in range(2):
+        assert scan_once(inbox, c, failures=failures) == []
+        assert (data / "inbox" / "poison.csv").exists()
+    outcomes = scan_once(inbox, c, failures=failures)
+    assert [(o.name, o.status) for o in outcomes] == [("poison.csv", "failed")]
+    report = orjson.loads(outcomes[0].report.read_bytes())
+    assert (report["status"], report["attempts"]) == ("failed", 3)
+    assert report["error"] == "OperationalError: disk I/O error"
+    assert (data / "inbox" / "failed" / "poison.csv").exists() and not (data / "inbox" / "poison.csv").exists()
+    assert failures == Counter()  # a file put back into the inbox gets its attempts again
     c.close()

@@ -4,7 +4,9 @@ loaded on a cron-style schedule.
 On each tick, every file that has settled in the inbox is claimed, loaded
 (`load_file`) and moved to `processed/` (or `failed/` if it could not be read), with a
 JSON report beside it: `<name>.report.json`. A load that fails for any other reason (a
-sink or the network) puts the file back: the next tick loads it again, idempotently. How a claim works is the inbox adapter's
+sink or the network) puts the file back: the next tick loads it again, idempotently, up
+to SHOPSTREAM_BULK_MAX_ATTEMPTS times per loader process; then it goes to `failed/` with
+the last error (move it back into the inbox to try again). How a claim works is the inbox adapter's
 business (ports.Inbox): two loaders at once never load the same file twice, and a dead
 loader's claim is taken over and loaded again, idempotently on event ids.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from datetime import datetime
 
 from croniter import croniter
@@ -27,9 +30,10 @@ HEARTBEAT_SECONDS = 10.0  # between touches of the heartbeat file while waiting
 PROCESSED, FAILED = "processed", "failed"
 
 
-def load_claimed(inbox: Inbox, claim: Claim, container: Container,
-                 stop: threading.Event | None = None) -> Outcome | None:
-    """Load a claimed file and file it away; None if it was gone already."""
+def load_claimed(inbox: Inbox, claim: Claim, container: Container, stop: threading.Event | None = None,
+                 failures: Counter | None = None) -> Outcome | None:
+    """Load a claimed file and file it away; None if it was gone already or goes back to the
+    inbox. `failures` counts each file's failed loads across ticks."""
     started = datetime.now()
     base = {"file": claim.name, "started_at": started.isoformat(sep=" ", timespec="seconds"),
             "loader": inbox.identity}
@@ -48,8 +52,17 @@ def load_claimed(inbox: Inbox, claim: Claim, container: Container,
         log.warning("%s failed: %s", claim.name, error)
         failure = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         return inbox.finish(claim, FAILED, base | failure)
-    except Exception:  # a sink or the network failed: the file stays in the inbox, retried next tick
-        log.exception("%s: load failed; it stays in the inbox for the next tick", claim.name)
+    except Exception as error:  # a sink or the network failed: retried next tick, a few times
+        failures = Counter() if failures is None else failures
+        failures[claim.name] += 1
+        attempts, limit = failures[claim.name], container.settings.bulk_max_attempts
+        if attempts >= limit:
+            log.exception("%s: load failed %d times; moving it to %s/", claim.name, attempts, FAILED)
+            del failures[claim.name]
+            failure = {"status": "failed", "attempts": attempts, "error": f"{type(error).__name__}: {error}"}
+            return inbox.finish(claim, FAILED, base | failure)
+        log.exception("%s: load failed (attempt %d of %d); it stays in the inbox for the next tick",
+                      claim.name, attempts, limit)
         inbox.release(claim)
         return None
     log.info("%s: %d rows, %d loaded, %d already present, %d rejected, %.1fs", claim.name, summary.rows,
@@ -58,7 +71,8 @@ def load_claimed(inbox: Inbox, claim: Claim, container: Container,
     return inbox.finish(claim, PROCESSED, report)
 
 
-def scan_once(inbox: Inbox, container: Container, stop: threading.Event | None = None) -> list[Outcome]:
+def scan_once(inbox: Inbox, container: Container, stop: threading.Event | None = None,
+              failures: Counter | None = None) -> list[Outcome]:
     """One tick: finish interrupted loads, then load every waiting file."""
     outcomes = []
     for entry in inbox.pending():
@@ -68,7 +82,7 @@ def scan_once(inbox: Inbox, container: Container, stop: threading.Event | None =
         if claim is None:
             continue  # another loader was quicker
         try:
-            outcome = load_claimed(inbox, claim, container, stop)
+            outcome = load_claimed(inbox, claim, container, stop, failures)
         except LoadInterrupted:
             break
         if outcome is not None:
@@ -92,6 +106,7 @@ def run_bulk_loader(container: Container, stop: threading.Event) -> None:
             container.close()
         return
     log.info("bulk-loader: watching %s on schedule %r", inbox.where, settings.bulk_schedule)
+    failures: Counter = Counter()  # failed loads per file, across ticks
     try:
         while not stop.is_set():
             due = schedule.get_next(datetime)
@@ -102,7 +117,7 @@ def run_bulk_loader(container: Container, stop: threading.Event) -> None:
                 break
             heartbeat.touch()
             try:
-                scan_once(inbox, container, stop)
+                scan_once(inbox, container, stop, failures)
             except Exception:  # the inbox itself unreachable (S3, DynamoDB): try again next tick
                 log.exception("bulk-loader: this tick failed; next tick at the schedule")
     finally:

@@ -14,9 +14,12 @@ from shopstream.ports import AnalyticsSource, DeadLetters, FileSource, Inbox, Ra
 
 
 class Container:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, bulk: bool = False) -> None:
+        """`bulk`: for a bulk load (the CLI's or the bulk-loader's), which publishes the
+        warehouse less often than the streaming loader."""
         self.settings = settings or Settings()
         self.aws_profile = self.settings.profile == "aws"
+        self.bulk = bulk
 
     def _aws(self):
         """A fresh client holder per port: each closes its own thread pool."""
@@ -103,7 +106,8 @@ class Container:
         from shopstream.adapters.local.warehouse import DuckDBWarehouse
 
         s = self.settings
-        return DuckDBWarehouse(s.warehouse_path, s.snapshot_interval_seconds, s.marts_interval_seconds,
+        interval = s.bulk_snapshot_interval_seconds if self.bulk else s.snapshot_interval_seconds
+        return DuckDBWarehouse(s.warehouse_path, interval, s.marts_interval_seconds,
                                memory_limit=s.warehouse_memory_limit)
 
     @cached_property

@@ -75,6 +75,10 @@ class Stream(Protocol):
     def accepted_among(self, event_ids: Sequence[str]) -> set[str]:
         """The ids of `event_ids` accepted before (bulk loads skip those: they are in the sinks)."""
 
+    def holds_prefix(self, prefix: str) -> bool | None:
+        """Whether any accepted event id starts with `prefix` (a file's ids: `f<hash>-`); None
+        where the ledger cannot tell at the cost of one lookup (every chunk is then checked)."""
+
     def accepted(self) -> Totals:
         """Distinct accepted events and their money: what every sink must match."""
 

@@ -75,3 +75,36 @@ def test_guests_have_no_customer_record(store):
     store.write(make_table())
     assert store.invoice("536367").header.customer_id is None
     assert store.customer_invoices("None", limit=5) is None
+
+
+def test_a_store_of_one_row_per_line_is_folded_into_invoice_documents(tmp_path):
+    """Stores written before invoice documents (a `lines` table) open with every line."""
+    import sqlite3
+
+    from shopstream.adapters.local.store import SqliteStore
+
+    path = tmp_path / "store.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE lines (event_id TEXT PRIMARY KEY, invoice_no TEXT NOT NULL, stock_code TEXT NOT NULL,
+            description TEXT, quantity INTEGER NOT NULL, invoice_date TEXT NOT NULL,
+            unit_price_milli INTEGER NOT NULL, customer_id TEXT, country TEXT NOT NULL,
+            received_at TEXT NOT NULL, source TEXT NOT NULL);
+        INSERT INTO lines VALUES
+            ('e-0', '536365', '85123A', 'WHITE HANGING HEART T-LIGHT HOLDER', 6, '2010-12-01 08:26:00', 2550,
+             '17850', 'United Kingdom', '2026-11-25 10:00:00', 'test'),
+            ('e-2', 'C536379', 'D', NULL, -1, '2010-12-01 09:41:00', 27500, '17850', 'United Kingdom',
+             '2026-11-25 10:00:00', 'test'),
+            ('e-1', '536365', '71053', 'WHITE METAL LANTERN', 6, '2010-12-01 08:26:00', 3390, '17850',
+             'United Kingdom', '2026-11-25 10:00:00', 'test');
+    """)
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    assert store.totals() == Totals(3, 15_300 + 20_340 - 27_500)
+    assert [line.event_id for line in store.invoice("536365").lines] == ["e-0", "e-1"]
+    assert store.customer("17850").returns_milli == -27_500
+    assert store.write(make_table(ROWS[:2])) == 0  # the same lines under the fixture's ids "e-0", "e-1"
+    store.close()
+    tables = {name for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "lines" not in tables

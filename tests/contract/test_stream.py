@@ -78,3 +78,20 @@ def test_bulk_loads_record_what_they_accepted(stream):
     assert stream.accepted() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
     assert stream.append(events_to_table(events)).appended == 0  # known now, whichever way it came
     assert sum(b.table.num_rows for b in drain(stream.reader("g"), 100)) == 3
+
+
+def test_accepted_among_names_exactly_the_ids_accepted_before(stream):
+    events = make_events()  # ids e-0 ... e-7
+    stream.append(events_to_table(events[2:4]))
+    stream.record_accepted(events_to_table(events[6:7]))
+    assert stream.accepted_among([]) == set()
+    assert stream.accepted_among(["a-1", "b-2", "e-1", "e-5", "f-1"]) == set()  # ranges around and between them
+    assert stream.accepted_among(["e-0", "e-3", "e-6", "zz"]) == {"e-3", "e-6"}
+
+
+def test_holds_prefix_tells_whether_a_file_was_accepted_before(stream):
+    cannot_tell = stream.holds_prefix("e-") is None  # a ledger without ranges (every chunk is looked up)
+    assert cannot_tell or stream.holds_prefix("e-") is False
+    stream.record_accepted(events_to_table(make_events()[:1]))  # id e-0
+    answers = tuple(stream.holds_prefix(p) for p in ("e-", "e", "d-", "e-0", "e-1"))
+    assert answers == ((None,) * 5 if cannot_tell else (True, True, False, True, False))

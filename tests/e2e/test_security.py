@@ -215,7 +215,8 @@ def test_the_request_id_follows_each_line_into_every_sink_and_log(loaded):
     lake = [pq.read_table(p, columns=["event_id", "source"]).to_pylist()
             for p in (data / "lake" / "raw").rglob("*.parquet")]
     lake_sources = {row["event_id"]: row["source"] for rows in lake for row in rows}
-    store = dict(sqlite3.connect(data / "store.sqlite3").execute("SELECT event_id, source FROM lines"))
+    store = dict(sqlite3.connect(data / "store.sqlite3").execute(  # each line: [event_id, ..., source]
+        "SELECT line.value ->> 0, line.value ->> 9 FROM invoice_lines, json_each(lines) AS line"))
     reader = DuckDBSnapshotReader(data / "warehouse.duckdb")
 
     def warehouse_sources():

@@ -1,10 +1,12 @@
 """`shopstream bulk-load`: a file straight into the raw lake, the store and the warehouse.
 
 Per chunk of rows (bounded memory however big the file): read (Arrow), validate
-(ColumnParser: the ingest API's rules, a column at a time), then write the three sinks
-at once (threads: DuckDB, Parquet and SQLite each release the GIL while they work),
-then the dead letters, then the accepted lines into the stream's ledger, which is what
-`verify` holds every sink to. Reading and validating the next chunk overlaps the writes.
+(ColumnParser: the ingest API's rules, a column at a time) and drop the lines the
+ledger holds already, on a reader thread; then each sink (raw lake, store, warehouse)
+writes the chunk on a thread of its own, each at its own pace, up to a few chunks
+apart (DuckDB, Parquet and SQLite release the GIL while they work); once all three hold
+a chunk, its dead letters and then its accepted lines go into the stream's ledger,
+which is what `verify` holds every sink to.
 
 Exactly once: a row's event id is `file_event_id(content hash, row number)` (the ids
 `shopstream send` gives the same rows) and every sink is idempotent on it, so a re-run,
@@ -18,7 +20,7 @@ import queue
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -36,6 +38,11 @@ from shopstream.domain.columnar import first_occurrences, line_totals_milli
 from shopstream.domain.events import file_event_id
 from shopstream.domain.line import DeadLetter
 from shopstream.files import CsvFormatError, content_hash
+
+
+class _LedgerFailed(Exception):
+    """Raised from the ledger lookup's error on the reader thread: a sink outage, not a bad file."""
+
 
 class LoadInterrupted(RuntimeError):
     """Stopped between chunks (SIGTERM); what was written stays, a re-run completes it."""
@@ -75,50 +82,73 @@ def reason_kind(field_name: str, reason: str) -> str:
     return f"{field_name}: {_QUOTED.sub('', head).rstrip(':, ')}"
 
 
+def _id_prefix(digest: str) -> str:
+    return file_event_id(digest, 0)[:-1]  # "f<hash16>-"
+
+
 def _event_ids(digest: str, rows: pa.Array) -> pa.Array:
-    prefix = file_event_id(digest, 0)[:-1]  # "f<hash16>-"
-    return pc.binary_join_element_wise(pa.scalar(prefix), rows.cast(pa.string()), "")
+    return pc.binary_join_element_wise(pa.scalar(_id_prefix(digest)), rows.cast(pa.string()), "")
+
+
+# Chunks between the reader and the ledger: enough for each sink to run ahead of the
+# slowest, few enough to bound memory (a 50,000-row chunk is ~30 MB of Arrow buffers).
+IN_FLIGHT = 3
+
+
+@dataclass
+class _Chunk:
+    first_row: int
+    rows: int
+    parsed: ParsedChunk
+    fresh: pa.Table  # the accepted lines not held by the sinks yet
 
 
 class _Sinks:
-    """The three sinks written at once; then, on another thread in chunk order (so the
-    next chunk's writes overlap it), the dead letters and the ledger."""
+    """One thread per sink, so each runs ahead at its own pace; a ledger thread takes the
+    chunks in order and records each once every sink holds it."""
 
     def __init__(self, container: Container) -> None:
         self.container = container
-        self.lake, self.store, self.warehouse = container.lake, container.store, container.warehouse
+        sinks = (("lake", lambda batch_id, t: container.lake.write(batch_id, t)),
+                 ("store", lambda batch_id, t: container.store.write(t)),
+                 ("warehouse", lambda batch_id, t: container.warehouse.write(t)))
         # one thread per sink: each keeps one connection (and one page cache)
-        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"bulk-{name}") for name in ("lake", "store", "warehouse")]
+        self.sinks = [(ThreadPoolExecutor(1, thread_name_prefix=f"bulk-{name}"), write) for name, write in sinks]
         self.after = ThreadPoolExecutor(1, thread_name_prefix="bulk-ledger")
 
-    def write(self, batch_id: str, parsed: ParsedChunk) -> Future:
-        """Returns when the sinks hold the chunk; the future says how many lines were new."""
-        table = parsed.table
-        if table.num_rows:
-            # Lines accepted before (an earlier run, or `send` of the same file) are in every
-            # sink already: skip them. The lake relies on this to hold each line once.
-            known = self.container.stream.accepted_among(table["event_id"].to_pylist())
-            table = first_occurrences(table, known) if known else table
-        if table.num_rows:
-            lake, store, warehouse = self.pools
-            futures = [
-                lake.submit(self.lake.write, batch_id, table),
-                store.submit(self.store.write, table),
-                warehouse.submit(self.warehouse.write, table),
-            ]
-            for future in futures:
-                future.result()
-        return self.after.submit(self._accept, parsed, table)
+    def write(self, batch_id: str, chunk: _Chunk) -> Future:
+        """The future says how many lines were new, once the ledger has them."""
+        writes = ([pool.submit(write, batch_id, chunk.fresh) for pool, write in self.sinks]
+                  if chunk.fresh.num_rows else [])
+        return self.after.submit(self._accept, chunk, writes)
 
-    def _accept(self, parsed: ParsedChunk, fresh: pa.Table) -> int:
-        if parsed.dead_letters:
-            self.container.dead_letters.write(parsed.dead_letters)
+    def _accept(self, chunk: _Chunk, writes: list[Future]) -> int:
+        for write in writes:
+            write.result()  # a sink's failure: this chunk's lines are not accepted
+        if chunk.parsed.dead_letters:
+            self.container.dead_letters.write(chunk.parsed.dead_letters)
         # Last: a line counts as accepted once every sink holds it.
-        return self.container.stream.record_accepted(fresh) if fresh.num_rows else 0
+        return self.container.stream.record_accepted(chunk.fresh) if chunk.fresh.num_rows else 0
 
     def close(self) -> None:
-        for pool in (*self.pools, self.after):
+        """Wait for every write. The warehouse publishes (refreshing the marts) and lets go
+        of its file as soon as its own writes are done, while the other sinks finish theirs;
+        also when stopping half way (the warehouse-loader may be waiting for its turn)."""
+        published = self.sinks[2][0].submit(self.container.warehouse.publish)
+        for pool, _ in self.sinks:
             pool.shutdown()
+        self.after.shutdown()
+        published.result()
+
+
+def _not_held(container: Container, table: pa.Table, first_load: bool) -> pa.Table:
+    """The lines of `table` the sinks do not hold yet: accepted before (an earlier run, or
+    `send` of the same file) means in every sink already. The lake relies on this to hold
+    each line once. `first_load`: the ledger held none of the file's ids when the load began."""
+    if first_load or not table.num_rows:
+        return table
+    known = container.stream.accepted_among(table["event_id"].to_pylist())
+    return first_occurrences(table, known) if known else table
 
 
 def load_file(
@@ -143,8 +173,14 @@ def load_file(
     source = (source or f"bulk:{Path(label).name if label else path.name}")[:200]
     parser = ColumnParser(container.settings.shop_timezone)
     reasons: Counter[str] = Counter()
+    # A file the ledger holds no line of (one index probe) needs no lookup per chunk: its
+    # ids are its own (f<hash>-<row>). Two loads of one file begun at the same moment would
+    # both write it: the store, warehouse and ledger keep each line once, and the lake
+    # replaces the objects (named by file and first row) if both chunk it alike. (The
+    # bulk-loader's inbox claims never start two loads of one file.)
+    first_load = container.stream.holds_prefix(_id_prefix(digest)) is False
 
-    # Reading + validating runs one chunk ahead of the writes (bounded: 1 chunk waiting).
+    # Reading + validating runs ahead of the writes (bounded: 1 chunk waiting).
     ready: queue.Queue = queue.Queue(maxsize=1)
     done = threading.Event()
 
@@ -153,7 +189,11 @@ def load_file(
             for chunk in read_chunks(path, chunk_rows):
                 ids = _event_ids(digest, chunk.rows)
                 parsed = parser.parse(chunk.header, chunk.columns, ids, chunk.rows, received_at, source)
-                item = (chunk.rows[0].as_py(), chunk.num_rows, parsed)
+                try:
+                    fresh = _not_held(container, parsed.table, first_load)
+                except Exception as error:  # the ledger failed, not the file
+                    raise _LedgerFailed() from error
+                item = _Chunk(chunk.rows[0].as_py(), chunk.num_rows, parsed, fresh)
                 while not done.is_set():
                     try:
                         ready.put(item, timeout=0.2)
@@ -163,7 +203,9 @@ def load_file(
                 if done.is_set():
                     return
             ready.put(None)
-        except CsvFormatError as error:  # handed to the writing thread, which raises it
+        except _LedgerFailed as failed:  # handed to the writing thread, which raises it
+            ready.put(failed.__cause__)
+        except CsvFormatError as error:
             ready.put(error)
         except Exception as error:  # a corrupt file (broken gzip, Parquet...): unreadable, not a sink outage
             ready.put(UnsupportedFile(f"{label or path}: unreadable ({type(error).__name__}: {error})"))
@@ -173,13 +215,14 @@ def load_file(
     reader = threading.Thread(target=produce, name="bulk-read", daemon=True)
     reader.start()
     sinks = _Sinks(container)
-    previous: tuple[Future, int, ParsedChunk] | None = None
+    pending: deque[tuple[Future, _Chunk]] = deque()
 
-    def account(entry: tuple[Future, int, ParsedChunk]) -> None:
-        future, rows, parsed = entry
+    def account(entry: tuple[Future, _Chunk]) -> None:
+        future, chunk = entry
         new = future.result()
+        parsed = chunk.parsed
         accepted = parsed.table.num_rows
-        summary.rows += rows
+        summary.rows += chunk.rows
         summary.loaded += new
         summary.already_present += accepted - new
         summary.rejected += len(parsed.dead_letters)
@@ -195,19 +238,14 @@ def load_file(
                 raise item
             if stop is not None and stop.is_set():
                 raise LoadInterrupted(f"{path}: stopped after {summary.rows:,} rows")
-            first_row, rows, parsed = item
-            future = sinks.write(f"{digest[:16]}-r{first_row:012d}", parsed)
-            if previous:
-                account(previous)
-            previous = (future, rows, parsed)
-        if previous:
-            account(previous)
+            pending.append((sinks.write(f"{digest[:16]}-r{item.first_row:012d}", item), item))
+            while len(pending) >= IN_FLIGHT or (pending and pending[0][0].done()):
+                account(pending.popleft())
+        while pending:
+            account(pending.popleft())
     finally:
         done.set()
-        sinks.close()  # waits for the ledger of the last chunk written
-        # publish and let go of the warehouse, also when stopping half way (the
-        # warehouse-loader may be waiting for its turn)
-        container.warehouse.publish()
+        sinks.close()  # waits for the ledger of the last chunk written, and publishes
     summary.rejected_by_reason = dict(reasons.most_common())
     summary.seconds = time.perf_counter() - started
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -71,6 +72,7 @@ def bulk_load(
     """Load files straight into the raw lake, the store and the warehouse (loading twice stores once)."""
     from shopstream.bootstrap import Container
     from shopstream.files import CsvFormatError
+    from shopstream.memory import lean_memory
 
     settings = _settings(data_dir)
     for name in files:
@@ -78,7 +80,8 @@ def bulk_load(
             raise _fail(f"{name}: s3:// sources need the aws profile (SHOPSTREAM_PROFILE=aws)")
         if not name.startswith("s3://") and not Path(name).is_file():
             raise _fail(f"no such file: {name}")
-    container = Container(settings)
+    lean_memory()  # as the services do: a bulk load's chunks come and go
+    container = Container(settings, bulk=True)
     failed = 0
     try:
         for name in files:
@@ -100,12 +103,18 @@ def _load_one(local, container, chunk_rows: int):
     from shopstream.bulk.load import load_file
 
     started = time.perf_counter()
-    total = expected_rows(local.path)
+    # The bar's total is counted beside the load (a gzip must be read through to count it),
+    # so the load does not wait for it; the bar shows rows/s until the count is in.
+    counting = ThreadPoolExecutor(1, thread_name_prefix="bulk-count")
+    counted = counting.submit(expected_rows, local.path)
+    counting.shutdown(wait=False)
     with _progress() as progress:
-        task = progress.add_task(f"loading {local.label.rsplit('/', 1)[-1]}", total=total, rows="")
+        task = progress.add_task(f"loading {local.label.rsplit('/', 1)[-1]}", total=None, rows="")
 
         def advance(rows: int) -> None:
             rate = rows / max(time.perf_counter() - started, 1e-9)
+            total = counted.result() if counted.done() and not counted.exception() else None
+            progress.update(task, total=total)
             done = min(rows, total - 1) if total else rows  # 100% only once it is loaded
             progress.update(task, completed=done, rows=f"{rows:,} rows, {rate:,.0f} rows/s")
 

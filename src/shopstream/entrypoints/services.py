@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,40 +43,15 @@ def configure_logging(service: str = "shopstream", fmt: str = "json", level: str
     configure(service, fmt, level)
 
 
-def _return_freed_memory_periodically(every_seconds: float = 2.0) -> None:
-    """glibc keeps the pages of freed batches (a request's bodies, columns and Arrow buffers)
-    in its heap; malloc_trim gives them back. Sending the reference file, ingest-api's RSS
-    peaked 20-40 MB lower and settled 40 MB lower with it; a trim costs a few ms every 2 s."""
-    import ctypes
-    import ctypes.util
-    import threading
-
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "malloc_trim"):
-        return  # not glibc (e.g. musl, macOS): nothing to do
-
-    def trim() -> None:
-        while True:
-            time.sleep(every_seconds)
-            libc.malloc_trim(0)
-
-    threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
-
-
 def run_service(name: str, host: str | None = None, port: int | None = None) -> None:
     import importlib
 
     from shopstream.bootstrap import Container
     from shopstream.entrypoints.http import undeclared_routes
 
-    import pyarrow
+    from shopstream.memory import lean_memory
 
-    # Arrow's default pool (mimalloc) keeps freed batches mapped: with the system allocator
-    # a service's peak RSS on the reference file fell by ~70 MB (ingest 313 -> 240 MB) at
-    # no measured cost in speed (bench/pipeline.py).
-    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-    _return_freed_memory_periodically()
+    lean_memory()
     settings = Settings()
     configure_logging(name, settings.log_format)
     if name in HTTP_SERVICES:
@@ -118,6 +92,6 @@ def run_service(name: str, host: str | None = None, port: int | None = None) -> 
         from shopstream.bulk.inbox import run_bulk_loader
         from shopstream.consumer import _stop_on_signals
 
-        run_bulk_loader(Container(settings), _stop_on_signals())
+        run_bulk_loader(Container(settings, bulk=True), _stop_on_signals())
     else:
         raise SystemExit(f"unknown service {name!r}; one of: {', '.join(ALL_SERVICES)}")

@@ -21,7 +21,6 @@ an event id never belongs to two invoices.
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -29,30 +28,23 @@ import orjson
 
 from shopstream.adapters.aws.clients import Aws, batch_get, error_code, n, paginate, s
 from shopstream.adapters.aws.resources import CUSTOMER_INDEX, HEADER_BUCKETS, HEADERS_INDEX
-from shopstream.domain.columnar import EventTable, first_occurrences, timestamp_text
+from shopstream.domain.columnar import EventTable, first_occurrences
+from shopstream.domain.invoice_docs import InvoiceDoc, invoice_docs, line_views, merged
 from shopstream.domain.line import Totals
 from shopstream.domain.views import (
     CustomerSummary,
     Invoice,
     InvoiceHeader,
-    InvoiceLineView,
     InvoicePage,
     decode_cursor,
     encode_cursor,
 )
 
 MAX_CONFLICT_RETRIES = 20
-# What a line keeps, in this order, in the item's `lines` (JSON arrays, not objects: half the size).
-LINE_FIELDS = ("event_id", "stock_code", "description", "quantity", "unit_price_milli", "invoice_date",
-               "customer_id", "country", "received_at", "source")
 
 
 def _key(invoice_no: str) -> dict:
     return {"PK": s(f"INVOICE#{invoice_no}"), "SK": s("INVOICE")}
-
-
-def _is_sale(invoice_no: str, quantity: int, price: int) -> bool:
-    return invoice_no[:1] not in ("C", "A") and quantity > 0 and price > 0
 
 
 def _header_view(item: dict) -> InvoiceHeader:
@@ -82,37 +74,33 @@ class DynamoStore:
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0
-        table = first_occurrences(table, set())
-        columns = [table[name].to_pylist() if name not in ("invoice_date", "received_at")
-                   else timestamp_text(table[name]) for name in LINE_FIELDS]
-        by_invoice: dict[str, list[list]] = defaultdict(list)
-        for invoice_no, line in zip(table["invoice_no"].to_pylist(), zip(*columns)):
-            by_invoice[invoice_no].append(list(line))
+        docs = {doc.invoice_no: doc for doc in invoice_docs(first_occurrences(table, set()))}
         items = {item["invoice_no"]["S"]: item
-                 for item in batch_get(self.aws, self.table, [_key(no) for no in by_invoice])}
-        return sum(self.aws.map(lambda no: self._add(no, by_invoice[no], items.get(no)), sorted(by_invoice)))
+                 for item in batch_get(self.aws, self.table, [_key(no) for no in docs])}
+        return sum(self.aws.map(lambda no: self._add(docs[no], items.get(no)), sorted(docs)))
 
-    def _add(self, invoice_no: str, lines: list[list], item: dict | None) -> int:
-        """Add the lines the invoice does not have yet; returns how many it added."""
+    def _add(self, doc: InvoiceDoc, item: dict | None) -> int:
+        """Add the document's lines the stored invoice does not have yet; returns how many it added."""
         for _ in range(MAX_CONFLICT_RETRIES):
-            have = _lines(item)
-            counted = {line[0] for line in have}
-            new = [line for line in lines if line[0] not in counted]
-            if not new:
+            if item is None:
+                put, added = doc, doc.figures.line_count
+            elif (merge := merged(doc, _lines(item))) is None:
                 return 0
+            else:
+                put, added = merge
             version = int(item["version"]["N"]) if item else 0
             try:
                 self._ddb.put_item(
-                    TableName=self.table, Item=_invoice_item(invoice_no, have + new, version + 1),
+                    TableName=self.table, Item=_invoice_item(put, version + 1),
                     ConditionExpression="version = :v" if item else "attribute_not_exists(PK)",
                     **({"ExpressionAttributeValues": {":v": n(version)}} if item else {}),
                 )
-                return len(new)
+                return added
             except Exception as error:
                 if error_code(error) != "ConditionalCheckFailedException":
                     raise
-            item = self._ddb.get_item(TableName=self.table, Key=_key(invoice_no), ConsistentRead=True).get("Item")
-        raise RuntimeError(f"invoice {invoice_no}: still contended after {MAX_CONFLICT_RETRIES} tries")
+            item = self._ddb.get_item(TableName=self.table, Key=_key(doc.invoice_no), ConsistentRead=True).get("Item")
+        raise RuntimeError(f"invoice {doc.invoice_no}: still contended after {MAX_CONFLICT_RETRIES} tries")
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -120,13 +108,7 @@ class DynamoStore:
         item = self._ddb.get_item(TableName=self.table, Key=_key(invoice_no), ConsistentRead=True).get("Item")
         if item is None:
             return None
-        fields = {name: i for i, name in enumerate(LINE_FIELDS)}
-        return Invoice(_header_view(item), [
-            InvoiceLineView(line[fields["event_id"]], line[fields["stock_code"]], line[fields["description"]],
-                            line[fields["quantity"]], line[fields["unit_price_milli"]],
-                            datetime.fromisoformat(line[fields["invoice_date"]]))
-            for line in _lines(item)
-        ])
+        return Invoice(_header_view(item), line_views(_lines(item)))
 
     def _customer_headers(self, customer_id: str) -> list[tuple[InvoiceHeader, int]]:
         """Every invoice header of the customer, with its gross sales (sale lines only)."""
@@ -178,23 +160,16 @@ class DynamoStore:
         self.aws.close()
 
 
-def _invoice_item(invoice_no: str, lines: list[list], version: int) -> dict[str, Any]:
-    """Header fields derived from all the lines: sums, min date, the (single) customer of its lines."""
-    f = {name: i for i, name in enumerate(LINE_FIELDS)}
-    totals = [line[f["quantity"]] * line[f["unit_price_milli"]] for line in lines]
-    date = min(line[f["invoice_date"]] for line in lines)
-    customers = [line[f["customer_id"]] for line in lines if line[f["customer_id"]]]
-    item = _key(invoice_no) | {
-        "invoice_no": s(invoice_no), "invoice_date": s(date),
-        "country": s(min(line[f["country"]] for line in lines)),
-        "line_count": n(len(lines)), "total_milli": n(sum(totals)),
-        "gross_milli": n(sum(t for t, line in zip(totals, lines)
-                             if _is_sale(invoice_no, line[f["quantity"]], line[f["unit_price_milli"]]))),
-        "lines": {"B": zlib.compress(orjson.dumps(lines), 6)},
+def _invoice_item(doc: InvoiceDoc, version: int) -> dict[str, Any]:
+    f = doc.figures
+    item = _key(doc.invoice_no) | {
+        "invoice_no": s(doc.invoice_no), "invoice_date": s(f.invoice_date), "country": s(f.country),
+        "line_count": n(f.line_count), "total_milli": n(f.total_milli), "gross_milli": n(f.gross_milli),
+        "lines": {"B": zlib.compress(doc.lines_json.encode(), 6)},
         "version": n(version),
-        "GSI2PK": s(f"HEADERS#{zlib.crc32(invoice_no.encode()) % HEADER_BUCKETS}"), "GSI2SK": s(invoice_no),
+        "GSI2PK": s(f"HEADERS#{zlib.crc32(doc.invoice_no.encode()) % HEADER_BUCKETS}"), "GSI2SK": s(doc.invoice_no),
     }
-    if customers:
-        customer = min(customers)
-        item |= {"customer_id": s(customer), "GSI1PK": s(f"CUSTOMER#{customer}"), "GSI1SK": s(f"{date}#{invoice_no}")}
+    if f.customer_id is not None:
+        item |= {"customer_id": s(f.customer_id), "GSI1PK": s(f"CUSTOMER#{f.customer_id}"),
+                 "GSI1SK": s(f"{f.invoice_date}#{doc.invoice_no}")}
     return item

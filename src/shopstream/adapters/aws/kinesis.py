@@ -94,6 +94,9 @@ class KinesisStream:
             self.ledger.record(fresh)  # only after every record is in
         return AppendResult(fresh.num_rows, known)
 
+    def holds_prefix(self, prefix: str) -> bool | None:
+        return None  # the ledger's key is the event id, a partition key: no range to probe
+
     def accepted_among(self, event_ids: Sequence[str]) -> set[str]:
         return set(self.ledger.known(list(event_ids)))
 

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from shopstream.adapters.aws.clients import Aws, batch_get, error_code, n, s
 from shopstream.domain.columnar import EventTable, distinct_totals, first_occurrences
 from shopstream.domain.events import dead_letter_document, dead_letter_from_document
-from shopstream.domain.lake import object_key
+from shopstream.domain.lake import PARQUET_WRITE_OPTIONS, object_key
 from shopstream.domain.line import DeadLetter, Totals
 
 
@@ -70,7 +70,7 @@ class S3Lake:
         fresh = first_occurrences(table, elsewhere)
         if fresh.num_rows:
             sink = io.BytesIO()
-            pq.write_table(fresh, sink, compression="zstd")
+            pq.write_table(fresh, sink, **PARQUET_WRITE_OPTIONS)
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=sink.getvalue())
         else:
             self._s3.delete_object(Bucket=self.bucket, Key=key)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shopstream.domain.columnar import EventTable, distinct_totals, first_occurrences
-from shopstream.domain.lake import object_key
+from shopstream.domain.lake import PARQUET_WRITE_OPTIONS, object_key
 from shopstream.domain.line import Totals
 
 
@@ -46,7 +46,7 @@ class LocalLake:
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             with open(tmp, "wb") as f:
-                pq.write_table(table, f, compression="zstd")
+                pq.write_table(table, f, **PARQUET_WRITE_OPTIONS)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.compute as pc
 
 from shopstream.adapters.local.file_turn import FileTurn
-from shopstream.domain.columnar import EventTable
+from shopstream.domain.columnar import EventTable, first_occurrences
 from shopstream.domain.line import Totals
 from shopstream.domain.metrics import (
     EARLIEST,
@@ -40,7 +41,10 @@ from shopstream.domain.metrics import (
 from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_DDL, FACT_TABLE, TOTALS_SQL
 from shopstream.ports import WarehouseNotReady
 
-# Insert only event ids the table does not have yet (and each once per batch).
+# Insert only event ids the table does not have yet (the batch's ids are distinct). The
+# range on f.event_id lets DuckDB skip the row groups whose ids lie outside the batch's
+# (zone maps): a file's ids (f<hash>-<row>) then probe only that file's rows, so a bulk
+# load does not rescan the whole fact table for every chunk.
 _MERGE = f"""
 INSERT INTO {FACT_TABLE} ({", ".join(FACT_COLUMNS)})
 SELECT event_id, invoice_no, stock_code, description, quantity, invoice_date,
@@ -53,8 +57,8 @@ SELECT event_id, invoice_no, stock_code, description, quantity, invoice_date,
        invoice_no NOT LIKE 'C%' AND invoice_no NOT LIKE 'A%' AND quantity > 0 AND unit_price_milli > 0,
        received_at, source
 FROM batch b
-WHERE NOT EXISTS (SELECT 1 FROM {FACT_TABLE} f WHERE f.event_id = b.event_id)
-QUALIFY row_number() OVER (PARTITION BY event_id) = 1
+WHERE NOT EXISTS (SELECT 1 FROM {FACT_TABLE} f
+                  WHERE f.event_id = b.event_id AND f.event_id BETWEEN $first_id AND $last_id)
 """
 
 
@@ -86,7 +90,10 @@ class DuckDBWarehouse:
         if self._conn is None:
             self._turn.acquire(self.turn_timeout)
             try:
-                self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit})
+                # a big WAL before an automatic checkpoint: publishing checkpoints anyway, and a
+                # checkpoint every 16 MB (the default) cost a bulk load a third of its merge time
+                self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
+                                                                    "checkpoint_threshold": "256MB"})
                 self._conn.execute(FACT_DDL)
                 if self._create_marts():
                     self._marts_stale_since = EARLIEST
@@ -109,12 +116,14 @@ class DuckDBWarehouse:
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0
+        table = first_occurrences(table, set())
+        ids = pc.min_max(table["event_id"])
         conn = self._open()
         conn.register("batch", table)
         try:
-            earliest = conn.execute("SELECT MIN(invoice_date) FROM batch").fetchone()[0]
+            earliest = pc.min(table["invoice_date"]).as_py()
             conn.execute("BEGIN")
-            new = conn.execute(_MERGE).fetchone()[0]
+            new = conn.execute(_MERGE, {"first_id": ids["min"].as_py(), "last_id": ids["max"].as_py()}).fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

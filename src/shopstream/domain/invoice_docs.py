@@ -1,0 +1,154 @@
+"""An invoice as the operational store keeps it: its figures and its lines, one document.
+
+Both stores keep one record per invoice (SQLite locally, a DynamoDB item on aws;
+docs/data-model.md): the header figures the invoice API lists, and the lines as a JSON
+array of arrays in LINE_FIELDS order, in arrival order. A line is counted iff its event
+id is among the document's lines, which makes every write idempotent.
+
+`invoice_docs` builds a batch's documents with Arrow kernels (no Python object per
+line: for a bulk load that is most of the store's cost); `merged` adds a batch's lines
+to a stored document, in Python, for the (few) invoices that span batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shopstream.domain.columnar import EventTable
+from shopstream.domain.views import InvoiceLineView
+
+# What a document keeps of each line, in this order (arrays, not objects: half the size).
+LINE_FIELDS = ("event_id", "stock_code", "description", "quantity", "unit_price_milli", "invoice_date",
+               "customer_id", "country", "received_at", "source")
+_EVENT_ID, _STOCK_CODE, _DESCRIPTION, _QUANTITY, _PRICE, _DATE, _CUSTOMER, _COUNTRY = range(8)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFigures:
+    """The header, derived from all of an invoice's lines (METRICS.md "invoice date")."""
+
+    customer_id: str | None  # the smallest non-null customer on its lines (there is one, or none)
+    country: str  # the smallest country on its lines
+    invoice_date: str  # min over its lines, `YYYY-MM-DD HH:MM:SS`
+    line_count: int
+    total_milli: int
+    gross_milli: int  # sale lines only
+
+    def row(self) -> tuple:
+        return (self.customer_id, self.country, self.invoice_date, self.line_count, self.total_milli,
+                self.gross_milli)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceDoc:
+    invoice_no: str
+    lines_json: str  # JSON array of LINE_FIELDS arrays
+    figures: InvoiceFigures
+
+    def lines(self) -> list[list]:
+        return orjson.loads(self.lines_json)
+
+
+def is_sale(invoice_no: str, quantity: int, unit_price_milli: int) -> bool:
+    """METRICS.md: not a cancellation or adjustment, quantity > 0, unit price > 0."""
+    return invoice_no[:1] not in ("C", "A") and quantity > 0 and unit_price_milli > 0
+
+
+def figures_of(invoice_no: str, lines: list[list]) -> InvoiceFigures:
+    totals = [line[_QUANTITY] * line[_PRICE] for line in lines]
+    customers = [line[_CUSTOMER] for line in lines if line[_CUSTOMER] is not None]
+    return InvoiceFigures(
+        min(customers) if customers else None,
+        min(line[_COUNTRY] for line in lines),
+        min(line[_DATE] for line in lines),
+        len(lines),
+        sum(totals),
+        sum(t for t, line in zip(totals, lines) if is_sale(invoice_no, line[_QUANTITY], line[_PRICE])),
+    )
+
+
+def merged(doc: InvoiceDoc, stored: list[list]) -> tuple[InvoiceDoc, int] | None:
+    """The stored lines plus the document's lines they lack, and how many those are;
+    None when the stored lines hold every one (a replayed batch)."""
+    counted = {line[_EVENT_ID] for line in stored}
+    new = [line for line in doc.lines() if line[_EVENT_ID] not in counted]
+    if not new:
+        return None
+    lines = stored + new
+    return InvoiceDoc(doc.invoice_no, orjson.dumps(lines).decode(), figures_of(doc.invoice_no, lines)), len(new)
+
+
+def line_views(lines: list[list]) -> list[InvoiceLineView]:
+    return [
+        InvoiceLineView(line[_EVENT_ID], line[_STOCK_CODE], line[_DESCRIPTION], line[_QUANTITY], line[_PRICE],
+                        datetime.fromisoformat(line[_DATE]))
+        for line in lines
+    ]
+
+
+def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
+    """One document per invoice of `table` (event ids distinct), its lines in table order.
+
+    The JSON is what orjson.dumps makes of the same lists (tests/unit check it), so
+    documents built here and merged ones read back alike."""
+    if table.num_rows == 0:
+        return []
+    table = table.combine_chunks()
+    invoices = pc.dictionary_encode(table["invoice_no"].chunk(0))  # codes in order of first appearance
+    codes = invoices.indices
+    # each invoice's lines together, in table order (a stable sort of small integers)
+    grouped = table.select(LINE_FIELDS).take(pc.sort_indices(codes))
+    figures = _figures(table, codes)  # one row per code, in code order: the order of the groups
+    offsets = pa.concat_arrays([pa.array([0], pa.int64()), _flat(pc.cumulative_sum(figures["line_count"]))])
+    lines = _flat(pc.binary_join_element_wise(*_line_json_parts(grouped), ""))
+    docs = pc.binary_join_element_wise("[", pc.binary_join(pa.LargeListArray.from_arrays(offsets, lines), ","),
+                                       "]", "")
+    columns = [figures[name].to_pylist() for name in InvoiceFigures.__slots__]
+    return [InvoiceDoc(no, doc, InvoiceFigures(*f))
+            for no, doc, f in zip(invoices.dictionary.to_pylist(), docs.to_pylist(), zip(*columns))]
+
+
+def _flat(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _line_json_parts(t: pa.Table) -> list:
+    """The pieces of each line's JSON array, to join element-wise (event ids need no
+    escaping: letters, digits and . _ : - only)."""
+    return ['["', t["event_id"], '",', _json_text(t["stock_code"]), ",", _json_text(t["description"]), ",",
+            t["quantity"].cast(pa.string()), ",", t["unit_price_milli"].cast(pa.string()), ',"',
+            _timestamp_text(t["invoice_date"]), '",', _json_text(t["customer_id"]), ",", _json_text(t["country"]),
+            ',"', _timestamp_text(t["received_at"]), '",', _json_text(t["source"]), "]"]
+
+
+def _json_text(column: pa.ChunkedArray) -> pa.Array:
+    """Each value as JSON (orjson, once per distinct value); null as `null`."""
+    encoded = pc.dictionary_encode(_flat(column))
+    pieces = pa.array([orjson.dumps(v).decode() for v in encoded.dictionary.to_pylist()], pa.string())
+    out = pieces.take(encoded.indices)
+    return pc.fill_null(out, "null") if encoded.indices.null_count else out
+
+
+def _timestamp_text(column: pa.ChunkedArray) -> pa.Array:
+    return pc.utf8_slice_codeunits(_flat(column).cast(pa.string()), 0, 19)
+
+
+def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:
+    """InvoiceFigures' columns, one row per invoice code, in code order."""
+    no, quantity, price = t["invoice_no"], t["quantity"], t["unit_price_milli"]
+    total = pc.multiply_checked(quantity, price)
+    sale = pc.and_(pc.invert(pc.or_(pc.starts_with(no, "C"), pc.starts_with(no, "A"))),
+                   pc.and_(pc.greater(quantity, 0), pc.greater(price, 0)))
+    per_invoice = pa.table({
+        "code": codes, "customer": t["customer_id"], "country": t["country"],
+        "date": _timestamp_text(t["invoice_date"]), "total": total, "gross": pc.if_else(sale, total, 0),
+    }).group_by("code", use_threads=False).aggregate(
+        [("customer", "min"), ("country", "min"), ("date", "min"), ("total", "count"), ("total", "sum"),
+         ("gross", "sum")]).sort_by("code")
+    names = ["customer_min", "country_min", "date_min", "total_count", "total_sum", "gross_sum"]
+    return per_invoice.select(names).rename_columns(list(InvoiceFigures.__slots__))

@@ -115,17 +115,17 @@ def breakdown(path: Path) -> dict[str, float]:
     import datetime as dt
 
     from shopstream.bootstrap import Container
-    from shopstream.bulk.load import _event_ids
     from shopstream.bulk.readers import read_chunks
     from shopstream.config import Settings
     from shopstream.domain.bulk_parsing import ColumnParser
+    from shopstream.domain.events import file_event_ids
     from shopstream.files import content_hash
 
     cpu: dict[str, float] = {}
     started = time.process_time()
     digest = content_hash(path)
     parser, now = ColumnParser(), dt.datetime.now()
-    tables = [parser.parse(c.header, c.columns, _event_ids(digest, c.rows), c.rows, now, "bench").table
+    tables = [parser.parse(c.header, c.columns, file_event_ids(digest, c.rows), c.rows, now, "bench").table
               for c in read_chunks(path)]
     cpu["read + validate"] = time.process_time() - started
     cpu["lines"] = sum(t.num_rows for t in tables)

@@ -39,11 +39,12 @@ def duckdb_load(path: Path) -> float:
 
 
 class PeakRss:
-    """Samples every service's resident memory while the run goes on."""
+    """Samples every service's resident memory (and CPU time so far) while the run goes on."""
 
     def __init__(self, supervisor) -> None:
         self.supervisor = supervisor
         self.peak: dict[str, int] = {}
+        self.cpu: dict[str, float] = {}  # user + system seconds, as last sampled
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -53,10 +54,14 @@ class PeakRss:
             for child in self.supervisor.children:
                 pid = self.supervisor.pid(child.name)
                 try:
-                    rss = psutil.Process(pid).memory_info().rss if pid else 0
+                    process = psutil.Process(pid) if pid else None
+                    rss = process.memory_info().rss if process else 0
+                    times = process.cpu_times() if process else None
                 except psutil.Error:
                     continue
                 self.peak[child.name] = max(self.peak.get(child.name, 0), rss)
+                if times:
+                    self.cpu[child.name] = times.user + times.system
 
     def stop(self) -> dict[str, int]:
         self._stop.set()
@@ -67,14 +72,19 @@ class PeakRss:
 def pipeline_run(path: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as (urls, env, supervisor):
         rss = PeakRss(supervisor)
-        started = time.perf_counter()
+        time.sleep(0.5)  # a first sample: the services' start-up CPU is not the run's
+        at_start = dict(rss.cpu)
+        started, client_cpu = time.perf_counter(), time.process_time()
         summary = send_file(path, urls["ingest"], api_key=env["SHOPSTREAM_API_KEY"])
         sent = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
         container = Container(Settings(data_dir=Path(tmp)))
         report = verify(container, wait_seconds=600)
         done = time.perf_counter() - started
         container.close()
         peaks = rss.stop()
+        cpu = {name: seconds - at_start.get(name, 0.0) for name, seconds in rss.cpu.items()}
+        cpu["client (send)"] = client_cpu
         if not report.ok:
             raise SystemExit(f"verify failed: {report}")
         verify_started = time.perf_counter()
@@ -82,7 +92,7 @@ def pipeline_run(path: Path) -> dict[str, float]:
         verify(container)
         container.close()
         return {"lines": summary.lines, "send": sent, "end_to_end": done,
-                "verify": time.perf_counter() - verify_started, "rss": peaks}
+                "verify": time.perf_counter() - verify_started, "rss": peaks, "cpu": cpu}
 
 
 def main() -> None:
@@ -107,10 +117,14 @@ def main() -> None:
     print(f"| end to end (all sinks verified) | {med['end_to_end']:.2f} | {lines / med['end_to_end']:,.0f} | {med['end_to_end'] / base:.1f} |")
     print(f"| verify alone | {med['verify']:.2f} | | |")
     print()
-    print("| service | peak RSS (max over runs) |")
-    print("| --- | ---: |")
-    for name in runs[0]["rss"]:
-        print(f"| {name} | {max(r['rss'].get(name, 0) for r in runs) / 2**20:,.0f} MB |")
+    print("| process | peak RSS (max over runs) | CPU s from send to verified (median) |")
+    print("| --- | ---: | ---: |")
+    for name in runs[0]["cpu"]:
+        peak = max(r["rss"].get(name, 0) for r in runs) / 2**20
+        cpu = statistics.median(r["cpu"].get(name, 0.0) for r in runs)
+        print(f"| {name} | {f'{peak:,.0f} MB' if peak else '—'} | {cpu:.2f} |")
+    total = statistics.median(sum(r["cpu"].values()) for r in runs)
+    print(f"| all | | {total:.2f} (on 2 cores: ≥ {total / 2:.1f} s of wall time) |")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,16 @@ from functools import cached_property
 
 from shopstream.auth.keyring import KeyRing
 from shopstream.config import Settings
-from shopstream.ports import AnalyticsSource, DeadLetters, FileSource, Inbox, RawLake, Store, Stream, Warehouse
+from shopstream.ports import (
+    AnalyticsSource,
+    DeadLetters,
+    FileSource,
+    Inbox,
+    RawLake,
+    Store,
+    Stream,
+    Warehouse,
+)
 
 
 class Container:

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from shopstream.domain.events import file_event_id
-from shopstream.files import content_hash, read_csv_rows
-from shopstream.iterutil import batched
+from shopstream.domain.bulk_parsing import json_objects
+from shopstream.domain.events import file_event_id, file_event_ids
+from shopstream.files import content_hash, read_csv_chunks, read_csv_rows, regrouped
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+JSON_BLOCK_ROWS = 50_000
 
 
 class SendError(RuntimeError):
@@ -52,9 +54,25 @@ def file_lines(path: Path) -> Iterator[dict]:
         yield row
 
 
+def file_bodies(path: Path, batch_size: int) -> Iterator[tuple[bytes, int]]:
+    """The file as NDJSON request bodies of `batch_size` lines and their line counts: each
+    line the row's JSON object with its derived event id (file_lines, serialised), built a
+    column at a time as bulk loads build `raw`; ~4x less CPU than dicts and orjson."""
+    digest = content_hash(path)
+    # JSON built for many bodies at once: each distinct value is encoded once per block
+    block = max(batch_size, (JSON_BLOCK_ROWS // batch_size) * batch_size)
+    for chunk in regrouped(read_csv_chunks(path), block):
+        lines = json_objects(chunk.header, chunk.columns, file_event_ids(digest, chunk.rows))
+        for start in range(0, len(lines), batch_size):
+            part = lines.slice(start, batch_size)
+            offsets = pa.array([0, len(part)], pa.int32())
+            body = pc.binary_join(pa.ListArray.from_arrays(offsets, part), "\n")[0]
+            yield body.as_buffer().to_pybytes() + b"\n", len(part)
+
+
 class Sender:
     def __init__(self, url: str, api_key: str | None = None, retry_for: float = 120.0, timeout: float = 60.0):
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/x-ndjson"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.endpoint = url.rstrip("/") + "/transactions"
@@ -62,8 +80,8 @@ class Sender:
         self.retry_for = retry_for  # keep retrying transient failures this long (rides out restarts)
         self._lock = threading.Lock()
 
-    def post(self, lines: list[dict], summary: SendSummary) -> dict:
-        body = orjson.dumps(lines)
+    def post(self, body: bytes, summary: SendSummary) -> dict:
+        """One NDJSON body, retried on transient failures; the API's answer."""
         delay = 0.25
         deadline = time.monotonic() + self.retry_for
         attempt = 0
@@ -124,12 +142,12 @@ def send_file(
     try:
         with ThreadPoolExecutor(concurrency) as pool:
             pending: dict[Future, int] = {}
-            for batch in batched(file_lines(path), batch_size):
+            for body, count in file_bodies(path, batch_size):
                 if len(pending) >= concurrency * 2:  # bounded memory, however big the file
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         account(future.result(), pending.pop(future))
-                pending[pool.submit(sender.post, batch, summary)] = len(batch)
+                pending[pool.submit(sender.post, body, summary)] = count
             for future in list(pending):
                 account(future.result(), pending.pop(future))
     finally:

@@ -56,7 +56,7 @@ CONSUMERS = {
     for spec in (
         ConsumerSpec("s3-archiver", _lake),
         ConsumerSpec("dynamo-writer", _store),
-        ConsumerSpec("warehouse-loader", _warehouse, idle=lambda c: c.warehouse.publish()),
+        ConsumerSpec("warehouse-loader", _warehouse, idle=lambda c: c.warehouse.caught_up()),
     )
 }
 

@@ -279,6 +279,40 @@ def _python_chunks(path: Path, done: int, header: list[str] | None = None, size:
             yield RowChunk(header, [pa.array(c, pa.string()) for c in zip(*records)], pa.array(rows, pa.int64()))
 
 
+def regrouped(chunks: Iterator[RowChunk], rows: int) -> Iterator[RowChunk]:
+    """The same rows in chunks of exactly `rows` (the last one may be shorter): CSV blocks
+    are cut by bytes, and every chunk costs a request or a transaction."""
+    held: RowChunk | None = None
+    for chunk in chunks:
+        joined = chunk if held is None else _joined(held, chunk)
+        if joined is None:  # columns of other types (the fallback reader's): hand over what was held
+            yield held
+            joined = chunk
+        held = joined
+        while held is not None and held.num_rows >= rows:
+            yield _part(held, 0, rows)
+            held = _part(held, rows, held.num_rows - rows) if held.num_rows > rows else None
+    if held is not None and held.num_rows:
+        yield held
+
+
+def _joined(first: RowChunk, second: RowChunk) -> RowChunk | None:
+    try:
+        return RowChunk(first.header, [pa.concat_arrays([a, b]) for a, b in zip(first.columns, second.columns)],
+                        pa.concat_arrays([first.rows, second.rows]))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _part(chunk: RowChunk, start: int, rows: int) -> RowChunk:
+    return RowChunk(chunk.header, [c.slice(start, rows) for c in chunk.columns], chunk.rows.slice(start, rows))
+
+
+def _cut(chunk: RowChunk, rows: int) -> Iterator[RowChunk]:
+    for start in range(0, chunk.num_rows, rows):
+        yield _part(chunk, start, rows)
+
+
 def read_csv_rows(path: Path) -> Iterator[dict[str, str]]:
     """Yield each data row as {header name: text}; row numbers are 1-based, header excluded."""
     for chunk in read_csv_chunks(path):

@@ -138,6 +138,10 @@ class Warehouse(Protocol):
     def publish(self) -> None:
         """Make what was written visible to readers (a no-op where it already is)."""
 
+    def caught_up(self) -> None:
+        """The writer has nothing more to write for now (called often while idle): publish
+        when due."""
+
     def totals(self) -> Totals: ...
 
     def close(self) -> None: ...

@@ -1,7 +1,7 @@
 """Stream contract: durable appends, one checkpoint per group, redelivery until commit."""
 
-from shopstream.domain.line import Totals
 from shopstream.domain.columnar import events_to_table
+from shopstream.domain.line import Totals
 from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_events, make_table
 
 

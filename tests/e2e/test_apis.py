@@ -53,6 +53,26 @@ def test_ndjson_gzip_with_one_bad_line(stack):
     assert body["rejections"][0]["errors"][0]["reason"].startswith("not valid JSON")
 
 
+def test_an_ndjson_line_reaches_the_lake_exactly_as_sent(stack):
+    import pyarrow.parquet as pq
+
+    text = '{"InvoiceNo": "536371",  "StockCode":"85123A", "Description":"Caf\u00e9 \\"X\\"", "Quantity":"6",' \
+           ' "InvoiceDate":"12/1/2010 8:26", "UnitPrice":"2.55", "CustomerID":null, "Country":"France",' \
+           ' "event_id":"nd-verbatim"}'
+    response = post(stack, b"\r\n" + text.encode() + b"\r\n", **{"Content-Type": "application/x-ndjson"})
+    assert response.json()["accepted"] == 1
+
+    def raw_in_lake():
+        for path in (stack.data_dir / "lake" / "raw").rglob("*.parquet"):
+            rows = pq.read_table(path, columns=["event_id", "raw"]).to_pylist()
+            found = [row["raw"] for row in rows if row["event_id"] == "nd-verbatim"]
+            if found:
+                return found
+        return None
+
+    assert wait_for(raw_in_lake) == [text]
+
+
 def test_an_array_with_valid_and_invalid_lines(stack):
     body = [LINE | {"event_id": "arr-0", "InvoiceNo": 536380}, LINE | {"InvoiceDate": "soon"}, 42]
     response = post(stack, orjson.dumps(body), **{"Content-Type": "application/json"})

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from shopstream.adapters.local.warehouse import DuckDBSnapshotReader
-
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e

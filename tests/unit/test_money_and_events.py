@@ -70,3 +70,20 @@ def test_average_order_value_rounds_half_up_to_the_thousandth():
     assert summary.average_order_value_milli == 333
     assert CustomerSummary("1", datetime(2011, 1, 1), datetime(2011, 1, 1), 2, 0, 0, 1).average_order_value_milli == 1
     assert CustomerSummary("1", datetime(2011, 1, 1), datetime(2011, 1, 1), 0, 0, 0, 0).as_dict()["average_order_value"] is None
+
+
+def test_by_partition_keeps_each_invoice_together_and_in_order():
+    import pyarrow as pa
+
+    from shopstream.domain.events import by_partition
+
+    invoices = [str(536365 + i % 7) for i in range(40)]
+    table = pa.table({"invoice_no": invoices, "row": list(range(40))})
+    parts = by_partition(table, 4)
+    assert [p for p, _ in parts] == sorted({partition_of(no, 4) for no in invoices})
+    rows = [row for _, part in parts for row in part["row"].to_pylist()]
+    assert sorted(rows) == list(range(40))  # every row once
+    for number, part in parts:
+        assert {partition_of(no, 4) for no in part["invoice_no"].to_pylist()} == {number}
+        assert part["row"].to_pylist() == sorted(part["row"].to_pylist())  # table order kept
+    assert by_partition(table.slice(0, 0), 4) == []

@@ -35,7 +35,7 @@ from shopstream.bootstrap import Container
 from shopstream.bulk.readers import CHUNK_ROWS, UnsupportedFile, detect_format, read_chunks
 from shopstream.domain.bulk_parsing import ColumnParser, ParsedChunk
 from shopstream.domain.columnar import first_occurrences, line_totals_milli
-from shopstream.domain.events import file_event_id
+from shopstream.domain.events import file_event_id, file_event_ids
 from shopstream.domain.line import DeadLetter
 from shopstream.files import CsvFormatError, content_hash
 
@@ -84,10 +84,6 @@ def reason_kind(field_name: str, reason: str) -> str:
 
 def _id_prefix(digest: str) -> str:
     return file_event_id(digest, 0)[:-1]  # "f<hash16>-"
-
-
-def _event_ids(digest: str, rows: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(pa.scalar(_id_prefix(digest)), rows.cast(pa.string()), "")
 
 
 # Chunks between the reader and the ledger: enough for each sink to run ahead of the
@@ -187,7 +183,7 @@ def load_file(
     def produce() -> None:
         try:
             for chunk in read_chunks(path, chunk_rows):
-                ids = _event_ids(digest, chunk.rows)
+                ids = file_event_ids(digest, chunk.rows)
                 parsed = parser.parse(chunk.header, chunk.columns, ids, chunk.rows, received_at, source)
                 try:
                     fresh = _not_held(container, parsed.table, first_load)

@@ -9,7 +9,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shopstream.files import BLOCK_BYTES, CsvFormatError, RowChunk, check_header, read_csv_chunks, row_range
+from shopstream.files import (
+    BLOCK_BYTES,
+    CsvFormatError,
+    RowChunk,
+    check_header,
+    read_csv_chunks,
+    regrouped,
+    row_range,
+)
 
 XLSX_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
@@ -42,40 +50,7 @@ def read_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[RowChunk]:
     # chunk_rows: cutting each block alone left a small remainder after every chunk, and
     # every chunk costs each sink a transaction
     blocks = read_csv_chunks(path, block_bytes=max(1 << 16, min(BLOCK_BYTES, chunk_rows * 90)))
-    return _regrouped(blocks, chunk_rows)
-
-
-def _regrouped(chunks: Iterator[RowChunk], rows: int) -> Iterator[RowChunk]:
-    """The same rows in chunks of exactly `rows` (the last one may be shorter)."""
-    held: RowChunk | None = None
-    for chunk in chunks:
-        joined = chunk if held is None else _joined(held, chunk)
-        if joined is None:  # columns of other types (the fallback reader's): hand over what was held
-            yield held
-            joined = chunk
-        held = joined
-        while held is not None and held.num_rows >= rows:
-            yield _part(held, 0, rows)
-            held = _part(held, rows, held.num_rows - rows) if held.num_rows > rows else None
-    if held is not None and held.num_rows:
-        yield held
-
-
-def _joined(first: RowChunk, second: RowChunk) -> RowChunk | None:
-    try:
-        return RowChunk(first.header, [pa.concat_arrays([a, b]) for a, b in zip(first.columns, second.columns)],
-                        pa.concat_arrays([first.rows, second.rows]))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-
-
-def _part(chunk: RowChunk, start: int, rows: int) -> RowChunk:
-    return RowChunk(chunk.header, [c.slice(start, rows) for c in chunk.columns], chunk.rows.slice(start, rows))
-
-
-def _cut(chunk: RowChunk, rows: int) -> Iterator[RowChunk]:
-    for start in range(0, chunk.num_rows, rows):
-        yield _part(chunk, start, rows)
+    return regrouped(blocks, chunk_rows)
 
 
 def read_xlsx_chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[RowChunk]:

@@ -104,12 +104,11 @@ class ColumnParser:
         n = len(event_ids)
         parsed: dict[str, pa.Array] = {}
         reasons: list[tuple[str, pa.Array]] = []  # (the client's column name, reason or null), header order
-        raw_parts: list[Any] = []
+        raw = JsonObjects(header, event_ids)
         for i, name in enumerate(header):
             encoded = pc.dictionary_encode(columns[i])
             values = [normalise_cell(v) for v in encoded.dictionary.to_pylist()]
-            raw_parts += [pa.scalar(("," if raw_parts else "{") + orjson.dumps(name).decode() + ":"),
-                          self._json_of(values, encoded.indices)]
+            raw.add(values, encoded.indices)
             field = canonical_key(name)
             if field is None or plan.get(field) != i:
                 continue
@@ -124,8 +123,7 @@ class ColumnParser:
                 parsed[field] = pa.nulls(n, _TYPES[field])
                 if field in REQUIRED_FIELDS:
                     reasons.append((field, pa.array(["required field is missing"] * n, pa.string())))
-        raw_parts += [pa.scalar((',' if raw_parts else '{') + '"event_id":"'), event_ids, pa.scalar('"}')]
-        raw = pc.binary_join_element_wise(*raw_parts, "")
+        raw = raw.texts()
 
         bad = pa.repeat(False, n)
         for _, reason in reasons:
@@ -199,12 +197,6 @@ class ColumnParser:
             why.append(result[1])
         return pa.array(out, _TYPES[field]), pa.array(why, pa.string())
 
-    @staticmethod
-    def _json_of(values: list[Any], indices: pa.Array) -> pa.Array:
-        encoded = pa.array([_json(v) for v in values], pa.string())
-        taken = encoded.take(indices)
-        return pc.fill_null(taken, "null") if indices.null_count else taken
-
     def parse_rowwise(
         self, header: Sequence[str], columns: Sequence[pa.Array], event_ids: pa.Array,
         rows: pa.Array, received_at: dt.datetime, source: str,
@@ -221,6 +213,37 @@ class ColumnParser:
         ]
         table = events_to_table(intake.events) if intake.events else empty_table()
         return ParsedChunk(table, letters)
+
+
+class JsonObjects:
+    """Each row as the JSON object `send` posts for it ({header name: cell, ..., "event_id": id},
+    what orjson.dumps makes of the row's dict), from each column's distinct values: every
+    distinct value is encoded once (orjson) and the pieces are joined by Arrow."""
+
+    def __init__(self, header: Sequence[str], event_ids: pa.Array) -> None:
+        self.header, self.event_ids = header, event_ids
+        self.parts: list[Any] = []
+
+    def add(self, distinct: list[Any], indices: pa.Array) -> None:
+        """The next column: its distinct values (as a client sends them) and each row's index."""
+        name = self.header[len(self.parts) // 2]
+        pieces = pa.array([_json(v) for v in distinct], pa.string()).take(indices)
+        self.parts += [pa.scalar(("," if self.parts else "{") + orjson.dumps(name).decode() + ":"),
+                       pc.fill_null(pieces, "null") if indices.null_count else pieces]
+
+    def texts(self) -> pa.Array:
+        # event ids need no escaping: letters, digits and . _ : - only
+        ending = [pa.scalar(("," if self.parts else "{") + '"event_id":"'), self.event_ids, pa.scalar('"}')]
+        return pc.binary_join_element_wise(*self.parts, *ending, "")
+
+
+def json_objects(header: Sequence[str], columns: Sequence[pa.Array], event_ids: pa.Array) -> pa.Array:
+    """The rows of text columns (a CSV's) as `send` posts them: see JsonObjects."""
+    objects = JsonObjects(header, event_ids)
+    for column in columns:
+        encoded = pc.dictionary_encode(column)
+        objects.add(encoded.dictionary.to_pylist(), encoded.indices)
+    return objects.texts()
 
 
 def rowwise_dicts(header: Sequence[str], columns: Sequence[pa.Array], event_ids: pa.Array) -> list[dict]:

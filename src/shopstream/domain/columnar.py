@@ -161,22 +161,34 @@ def empty_table() -> EventTable:
     return EVENT_SCHEMA.empty_table()
 
 
-# zstd inside the IPC stream: ~8x smaller records (the raw JSON text compresses well),
-# and cheaper overall than writing the bytes through SQLite's WAL uncompressed. Tiny
-# records are left plain: compressing a dozen one-value buffers costs more than it saves.
-_IPC_ZSTD = pa.ipc.IpcWriteOptions(compression="zstd")
-_IPC_PLAIN = pa.ipc.IpcWriteOptions()
+# A stream record is an Arrow IPC stream compressed whole with zstd, behind a 12-byte
+# header (magic, uncompressed size): ~8x smaller (the raw JSON text compresses well) and
+# cheaper overall than writing the bytes through SQLite's WAL uncompressed. Whole, not per
+# buffer (IPC's own compression): a record has ~30 small buffers, and one zstd call
+# instead of thirty took encoding from ~1.7 to ~0.6 us a line and decoding from ~1.1 to
+# ~0.4. Tiny records are left plain: compressing them costs more than it saves.
+_ZSTD = pa.Codec("zstd", 1)
+_WHOLE_ZSTD = b"SSZ1"
 
 
 def to_ipc(table: EventTable) -> bytes:
     sink = pa.BufferOutputStream()
-    options = _IPC_ZSTD if table.num_rows >= 64 else _IPC_PLAIN
-    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+    with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    plain = sink.getvalue()
+    if table.num_rows < 64:
+        return plain.to_pybytes()
+    return _WHOLE_ZSTD + plain.size.to_bytes(8, "little") + _ZSTD.compress(plain, asbytes=True)
+
+
+def _stream(payload: bytes) -> pa.Buffer | bytes:
+    if payload[:4] != _WHOLE_ZSTD:  # a plain IPC stream (or, from before, one compressed per buffer)
+        return payload
+    size = int.from_bytes(payload[4:12], "little")
+    return _ZSTD.decompress(memoryview(payload)[12:], decompressed_size=size)
 
 
 def from_ipc(payloads: Sequence[bytes]) -> EventTable:
     if not payloads:
         return empty_table()
-    return pa.concat_tables(pa.ipc.open_stream(p).read_all() for p in payloads)
+    return pa.concat_tables(pa.ipc.open_stream(_stream(p)).read_all() for p in payloads)

@@ -47,12 +47,14 @@ def take_in(
     idempotency_key: str | None = None,
     event_id_for: Callable[[int], str] | None = None,
     pre_rejected: dict[int, FieldError] | None = None,
+    texts: Sequence[str] | None = None,
 ) -> Intake:
     """Parse every raw line; each gets an event id, valid or not.
 
     Event ids: the client's own `event_id`, else one derived from `event_id_for(i)`
     (files) or the Idempotency-Key, else a random one. `pre_rejected` holds lines the
-    transport already could not read (e.g. a malformed NDJSON line).
+    transport already could not read (e.g. a malformed NDJSON line). `texts`: each line's
+    JSON text as received (NDJSON), kept as the accepted lines' raw form.
     """
     raws = raws if isinstance(raws, list) else list(raws)
     parsed = parse.parse_many(raws, pre_rejected)
@@ -66,6 +68,7 @@ def take_in(
         else random_event_id()
         for i, client_id in enumerate(parsed.client_event_ids)
     ]
+    kept = raws if texts is None else list(texts)
     dead_letters = [
         DeadLetter(event_ids[i], received_at, source, i, tuple(errors), raws[i])
         for i, errors in sorted(parsed.errors.items())
@@ -74,7 +77,7 @@ def take_in(
         event_ids,
         [event_ids[i] for i in parsed.valid] if parsed.errors else event_ids,
         parsed.columns,
-        [raws[i] for i in parsed.valid] if parsed.errors else raws,
+        [kept[i] for i in parsed.valid] if parsed.errors else kept,
         received_at,
         source,
         dead_letters,

@@ -119,18 +119,28 @@ def _json_lines(body: bytes) -> list[Any]:
     raise ApiError(400, "malformed_body", "expected a JSON object or an array of objects")
 
 
-def _ndjson_lines(body: bytes) -> tuple[list[Any], dict[int, FieldError]]:
+def _ndjson_lines(body: bytes) -> tuple[list[Any], dict[int, FieldError], list[str]]:
+    """The lines parsed, the ones that are not JSON, and each line's text (what the lake
+    keeps as received: no need to serialise the parsed line again)."""
     raws: list[Any] = []
     broken: dict[int, FieldError] = {}
-    for text in body.split(b"\n"):
-        if not text.strip():
+    texts: list[str] = []
+    try:
+        lines: list[str] | list[bytes] = body.decode().split("\n")  # one decode for the whole body
+    except UnicodeDecodeError:  # some line is not UTF-8 (so not JSON): line by line
+        lines = body.split(b"\n")
+    for line in lines:
+        line = line.strip()
+        if not line:
             continue
         try:
-            raws.append(orjson.loads(text))
+            raws.append(orjson.loads(line))
+            texts.append(line if isinstance(line, str) else line.decode())  # orjson checked the UTF-8
         except orjson.JSONDecodeError as error:
             broken[len(raws)] = FieldError("line", f"not valid JSON: {error}")
-            raws.append(text[:1000].decode("utf-8", "replace"))
-    return raws, broken
+            raws.append(line[:1000] if isinstance(line, str) else line[:1000].decode("utf-8", "replace"))
+            texts.append(raws[-1])
+    return raws, broken, texts
 
 
 class Transactions:
@@ -175,28 +185,31 @@ class Transactions:
             raise ApiError(415, "unsupported_media_type",
                            "cannot read form data; send application/json or application/x-ndjson")
         if is_ndjson:
-            raws, broken = _ndjson_lines(body)
+            raws, broken, texts = _ndjson_lines(body)
         else:
-            raws, broken = _json_lines(body), {}
+            raws, broken, texts = _json_lines(body), {}, None
         if not raws:
             raise ApiError(400, "malformed_body", "the body holds no transaction lines")
         if len(raws) > self.settings.max_lines_per_request:
             raise ApiError(413, "payload_too_large",
                            f"{len(raws):,} lines; at most {self.settings.max_lines_per_request:,} per request")
-        return await self.accept(raws, broken, key)
+        return await self.accept(raws, broken, key, texts)
 
-    def take(self, raws: list[Any], broken: dict[int, FieldError], key: str | None, source: str) -> Intake:
+    def take(self, raws: list[Any], broken: dict[int, FieldError], key: str | None, source: str,
+             texts: list[str] | None = None) -> Intake:
         received_at = datetime.now(self.zone).replace(tzinfo=None)
-        return take_in(raws, self.parse, received_at, source, idempotency_key=key, pre_rejected=broken)
+        return take_in(raws, self.parse, received_at, source, idempotency_key=key, pre_rejected=broken,
+                       texts=texts)
 
-    async def accept(self, raws: list[Any], broken: dict[int, FieldError], key: str | None) -> tuple[int, dict]:
+    async def accept(self, raws: list[Any], broken: dict[int, FieldError], key: str | None,
+                     texts: list[str] | None = None) -> tuple[int, dict]:
         request_id = request_id_var.get()
         source = f"http:{request_id}"  # the request id travels with every line into every sink
         # Small requests are parsed on the event loop: a thread hop costs more than they do.
         if len(raws) <= 32:
-            intake = self.take(raws, broken, key, source)
+            intake = self.take(raws, broken, key, source, texts)
         else:
-            intake = await run_in_threadpool(self.take, raws, broken, key, source)
+            intake = await run_in_threadpool(self.take, raws, broken, key, source, texts)
         try:
             appended = await self.group.append(intake)
         except Exception as error:

@@ -48,7 +48,6 @@ def run_service(name: str, host: str | None = None, port: int | None = None) -> 
 
     from shopstream.bootstrap import Container
     from shopstream.entrypoints.http import undeclared_routes
-
     from shopstream.memory import lean_memory
 
     lean_memory()

@@ -27,13 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
 from shopstream.adapters.aws.clients import Aws, backoff, error_code
 from shopstream.adapters.aws.leases import SHARD_END, Lease, LeaseCoordinator, list_all_shards, read_leases
 from shopstream.adapters.aws.ledger import DynamoLedger
 from shopstream.domain.columnar import EventTable, first_occurrences, from_ipc, to_ipc
-from shopstream.domain.events import partition_of
+from shopstream.domain.events import by_partition
 from shopstream.domain.line import Totals
 from shopstream.ports import AppendResult, Batch, GroupStatus
 
@@ -108,13 +106,10 @@ class KinesisStream:
         return fresh.num_rows
 
     def _put(self, table: EventTable) -> None:
-        groups: dict[int, list[int]] = {}
-        for row, invoice_no in enumerate(table["invoice_no"].to_pylist()):
-            groups.setdefault(partition_of(invoice_no, self.hash_groups), []).append(row)
         entries = [
             {"Data": data, "PartitionKey": f"g{group}", "ExplicitHashKey": str(hash_key(group, self.hash_groups))}
-            for group, rows in sorted(groups.items())
-            for data in encode_records(table.take(pa.array(rows, pa.int64())))
+            for group, rows in by_partition(table, self.hash_groups)
+            for data in encode_records(rows)
         ]
         call: list[dict] = []
         size = 0

@@ -27,8 +27,8 @@ from sqlalchemy.schema import CreateTable
 from shopstream.domain.columnar import EventTable
 from shopstream.domain.line import SERVICE_STOCK_CODES, Totals
 from shopstream.domain.metrics import EARLIEST, MART_DDL, MART_REFRESH, MARTS_STATE, MARTS_VERSION
-from shopstream.ports import WarehouseNotReady
 from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_TABLE, TOTALS_SQL
+from shopstream.ports import WarehouseNotReady
 
 log = logging.getLogger("shopstream.warehouse")
 
@@ -221,6 +221,9 @@ class SqlWarehouse:
     def publish(self) -> None:
         """Committed rows are visible to every reader already; bring the marts up to date."""
         self.refresh_marts()
+
+    def caught_up(self) -> None:
+        self.publish()
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
         """AnalyticsSource: one SELECT of domain/metrics.py."""

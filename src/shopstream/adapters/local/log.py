@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from shopstream.adapters.local.sqlite import connect, transaction
 from shopstream.domain.columnar import EventTable, first_occurrences, from_ipc, line_totals_milli, to_ipc
-from shopstream.domain.events import partition_positions
+from shopstream.domain.events import by_partition
 from shopstream.domain.line import Totals
 from shopstream.ports import AppendResult, Batch, GroupStatus
 
@@ -67,21 +67,9 @@ class LocalLog:
             conn.executemany("INSERT INTO ledger (event_id, amount_milli) VALUES (?, ?)", _ledger_rows(fresh))
             conn.executemany(
                 "INSERT INTO records (partition, count, appended_at, payload) VALUES (?, ?, ?, ?)",
-                [(p, part.num_rows, now, to_ipc(part)) for p, part in self._by_partition(fresh)],
+                [(p, part.num_rows, now, to_ipc(part)) for p, part in by_partition(fresh, self.partitions)],
             )
         return AppendResult(fresh.num_rows, known)
-
-    def _by_partition(self, table: EventTable) -> list[tuple[int, EventTable]]:
-        """The table cut into one slice per partition (one reorder, then zero-copy slices)."""
-        groups = sorted(partition_positions(table["invoice_no"].to_pylist(), self.partitions).items())
-        order = [position for _, positions in groups for position in positions]
-        if order != list(range(len(order))):
-            table = table.take(order)
-        parts, start = [], 0
-        for partition, positions in groups:
-            parts.append((partition, table.slice(start, len(positions))))
-            start += len(positions)
-        return parts
 
     @staticmethod
     def _known(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
@@ -153,23 +141,22 @@ class LocalLogReader:
         self._checkpoint = row[0] if row else 0
 
     def read(self, max_events: int) -> Batch | None:
-        payloads: list[bytes] = []
-        first = last = None
-        total = 0
-        # A short read transaction: the WAL can be checkpointed between reads.
-        rows = self._conn.execute(
-            "SELECT seq, count, payload FROM records WHERE seq > ? ORDER BY seq LIMIT 1000",
-            (self._checkpoint,),
+        # Which records make the batch, from their counts alone; then only their payloads
+        # (fetching a thousand payloads to use a few dozen read the log's tail again and again).
+        counts = self._conn.execute(
+            "SELECT seq, count FROM records WHERE seq > ? ORDER BY seq LIMIT 1000", (self._checkpoint,),
         ).fetchall()
-        for seq, count, payload in rows:
-            if payloads and total + count > max_events:
+        last, total = None, 0
+        for seq, count in counts:
+            if last is not None and total + count > max_events:
                 break
-            first = seq if first is None else first
-            last = seq
-            total += count
-            payloads.append(payload)
-        if not payloads:
+            last, total = seq, total + count
+        if last is None:
             return None
+        first = counts[0][0]
+        # A short read transaction: the WAL can be checkpointed between reads.
+        payloads = [payload for (payload,) in self._conn.execute(
+            "SELECT payload FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))]
         return Batch(batch_id=f"{first:012d}", table=from_ipc(payloads), position=last)
 
     def commit(self, batch: Batch) -> None:

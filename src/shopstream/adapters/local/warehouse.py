@@ -82,6 +82,7 @@ class DuckDBWarehouse:
         self._dirty = True
         self._published_at = 0.0
         self._marts_refreshed_at = 0.0
+        self._written_at = 0.0
         self._open()
         self.publish()
 
@@ -134,14 +135,33 @@ class DuckDBWarehouse:
             self._dirty = True
             stale = self._marts_stale_since
             self._marts_stale_since = earliest if stale is None else min(stale, earliest)
-            now = time.monotonic()
+            now = self._written_at = time.monotonic()
             if now - self._published_at >= self.snapshot_interval:
                 # while lines keep coming, the marts catch up every marts_interval (their
-                # refresh costs more than a snapshot); publish() when idle always refreshes
+                # refresh costs more than a snapshot); once they stop, caught_up() refreshes
                 self._publish(refresh=now - self._marts_refreshed_at >= self.marts_interval)
         if self._turn.others_waiting():
             self.release()
         return new
+
+    def caught_up(self) -> None:
+        """The loader has read everything (it calls this often while idle): publish what is
+        unpublished once snapshot_interval has passed since the last publish, with the marts
+        once lines have stopped for that long (or marts_interval has passed), and let go of
+        the file when another writer waits. Publishing at every catch-up instead (the loader
+        catches up between requests) refreshed the marts, checkpointed, copied the file and
+        reopened it ~30 times for the reference file: more than the writes themselves."""
+        if self._turn.others_waiting():
+            self.publish()
+            return
+        now = time.monotonic()
+        if now - self._published_at < self.snapshot_interval:
+            return
+        stale = self._marts_stale_since is not None
+        refresh = stale and (now - self._written_at >= self.snapshot_interval
+                             or now - self._marts_refreshed_at >= self.marts_interval)
+        if self._dirty or refresh:
+            self._publish(refresh=refresh)
 
     def publish(self, keep: bool = False) -> None:
         """Bring the marts up to date, copy the checkpointed file to the snapshot path
@@ -276,6 +296,9 @@ class DuckDBSnapshotReader:
         raise PermissionError("the warehouse snapshot is read-only; the warehouse-loader writes")
 
     def publish(self) -> None:
+        pass
+
+    def caught_up(self) -> None:
         pass
 
     def totals(self) -> Totals:

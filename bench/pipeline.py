@@ -53,15 +53,16 @@ class PeakRss:
         while not self._stop.wait(0.25):
             for child in self.supervisor.children:
                 pid = self.supervisor.pid(child.name)
-                try:
+                try:  # a service and its worker processes, if it has any: CPU summed, RSS per process
                     process = psutil.Process(pid) if pid else None
-                    rss = process.memory_info().rss if process else 0
-                    times = process.cpu_times() if process else None
+                    tree = [process, *process.children(recursive=True)] if process else []
+                    rss = max((p.memory_info().rss for p in tree), default=0)
+                    cpu = sum(sum(p.cpu_times()[:2]) for p in tree)
                 except psutil.Error:
                     continue
                 self.peak[child.name] = max(self.peak.get(child.name, 0), rss)
-                if times:
-                    self.cpu[child.name] = times.user + times.system
+                if tree:
+                    self.cpu[child.name] = max(self.cpu.get(child.name, 0.0), cpu)
 
     def stop(self) -> dict[str, int]:
         self._stop.set()
@@ -69,8 +70,9 @@ class PeakRss:
         return self.peak
 
 
-def pipeline_run(path: Path) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as (urls, env, supervisor):
+def pipeline_run(path: Path, ingest_workers: int) -> dict[str, float]:
+    settings = {"SHOPSTREAM_INGEST_WORKERS": str(ingest_workers)}
+    with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp), **settings) as (urls, env, supervisor):
         rss = PeakRss(supervisor)
         time.sleep(0.5)  # a first sample: the services' start-up CPU is not the run's
         at_start = dict(rss.cpu)
@@ -99,25 +101,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("file", nargs="?", type=Path, default=REFERENCE)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ingest-workers", type=int, default=1, help="SHOPSTREAM_INGEST_WORKERS")
     args = parser.parse_args()
     runs, baselines = [], []
     for i in range(args.runs):
         baselines.append(duckdb_load(args.file))
-        runs.append(pipeline_run(args.file))
+        runs.append(pipeline_run(args.file, args.ingest_workers))
         timing = {k: round(v, 2) for k, v in runs[-1].items() if isinstance(v, float)}
         print(f"run {i + 1}: {timing}  duckdb {baselines[-1]:.2f}s", flush=True)
     lines = runs[0]["lines"]
     med = {k: statistics.median(r[k] for r in runs) for k in ("send", "end_to_end", "verify")}
     base = statistics.median(baselines)
     print()
-    print(f"| measure ({lines:,} lines, median of {args.runs}) | seconds | lines/s | × DuckDB read_csv |")
+    print(f"| measure ({lines:,} lines, median of {args.runs}, {args.ingest_workers} ingest worker(s)) "
+          "| seconds | lines/s | × DuckDB read_csv |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| DuckDB read_csv → table (baseline) | {base:.2f} | {lines / base:,.0f} | 1.0 |")
     print(f"| send (HTTP, accepted = durable in the stream) | {med['send']:.2f} | {lines / med['send']:,.0f} | {med['send'] / base:.1f} |")
     print(f"| end to end (all sinks verified) | {med['end_to_end']:.2f} | {lines / med['end_to_end']:,.0f} | {med['end_to_end'] / base:.1f} |")
     print(f"| verify alone | {med['verify']:.2f} | | |")
     print()
-    print("| process | peak RSS (max over runs) | CPU s from send to verified (median) |")
+    print("| service | peak RSS of a process (max over runs) | CPU s from send to verified (median) |")
     print("| --- | ---: | ---: |")
     for name in runs[0]["cpu"]:
         peak = max(r["rss"].get(name, 0) for r in runs) / 2**20

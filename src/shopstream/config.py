@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     analytics_port: int = 8002
 
     # ingest
+    # processes serving the ingest API (uvicorn workers on one port): parsing is Python, so
+    # one process uses one core; on the aws profile scale tasks instead
+    ingest_workers: int = Field(1, ge=1, le=32)
     max_body_bytes: int = 16 * 1024 * 1024  # compressed and decompressed
     max_lines_per_request: int = 100_000
     shop_timezone: str = "Europe/London"

@@ -1,27 +1,35 @@
 """Prometheus metrics, defined once per process (prometheus-client's default registry).
 
 Counted per request or per batch, never per line: a batch of 5,000 lines costs one
-`inc(5000)`, so the ingest hot path pays nothing per line.
+`inc(5000)`, so the ingest hot path pays nothing per line. A service run as several
+worker processes (SHOPSTREAM_INGEST_WORKERS) sets PROMETHEUS_MULTIPROC_DIR: each worker
+then writes its samples there and /metrics, whichever worker answers, sums them all.
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    Info,
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 
 disable_created_metrics()  # no *_created series: half the exposition, nothing anyone graphs
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 SIZE_BUCKETS = (1, 10, 100, 500, 1000, 5000, 10_000, 20_000, 50_000, 100_000)
 
-SERVICE = Info("shopstream_service", "Which shopstream service this process runs")
+# an info metric as a gauge (exposed the same: shopstream_service_info{service=...} 1), since
+# multiprocess mode has no Info
+SERVICE = Gauge("shopstream_service_info", "Which shopstream service this process runs", ["service"],
+                multiprocess_mode="max")
 
 # HTTP (every API, and the consumers' small operations server)
 HTTP_REQUESTS = Counter(
@@ -30,7 +38,8 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "shopstream_http_request_seconds", "HTTP request latency", ["method", "route"], buckets=LATENCY_BUCKETS
 )
-HTTP_IN_FLIGHT = Gauge("shopstream_http_requests_in_flight", "HTTP requests being served")
+HTTP_IN_FLIGHT = Gauge("shopstream_http_requests_in_flight", "HTTP requests being served",
+                       multiprocess_mode="livesum")
 AUTH_REJECTIONS = Counter("shopstream_auth_rejections", "Requests refused by auth", ["reason"])
 RATE_LIMITED = Counter("shopstream_rate_limited", "Requests refused with 429 (per key id)", ["key_id"])
 
@@ -59,4 +68,8 @@ CONSUMER_LAG = Gauge("shopstream_consumer_lag_events", "Events not yet committed
 
 
 def exposition() -> tuple[bytes, str]:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # every worker's samples, summed
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

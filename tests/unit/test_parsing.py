@@ -123,6 +123,17 @@ def test_client_event_ids_are_taken_and_checked():
     _, event_id, _ = parse(SNAKE | {"event_id": "shop-1:row.7"})
     assert event_id == "shop-1:row.7"
     assert reasons(SNAKE | {"event_id": "a b"}) == {"event_id": "must be 1-128 letters, digits or . _ : -"}
+    # a final newline too: the id would break every JSON document that carries it unescaped
+    assert reasons(SNAKE | {"event_id": "e-1\n"}) == {"event_id": "must be 1-128 letters, digits or . _ : -"}
+
+
+def test_a_quantity_padded_with_what_python_calls_space_is_read_not_a_crash():
+    assert ok(SNAKE | {"quantity": "6\x1f"}).quantity == 6  # str.strip() drops \x1c-\x1f; int() does not
+
+
+def test_epoch_milliseconds_before_year_one_are_a_reason_not_a_crash():
+    assert reasons(SNAKE | {"invoice_date": -62135596800001}) == {
+        "invoice_date": "unparseable date -62135596800001: out of range"}
 
 
 def test_cached_values_do_not_confuse_types():

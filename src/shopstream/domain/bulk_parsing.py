@@ -24,33 +24,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopstream.domain.columnar import EVENT_SCHEMA, EventTable, empty_table, events_to_table
+from shopstream.domain.columnar import EVENT_SCHEMA, FIELD_TYPES, EventTable, empty_table, events_to_table
 from shopstream.domain.intake import take_in
 from shopstream.domain.line import DeadLetter, FieldError
-from shopstream.domain.parsing import (
-    _FIELD_PARSERS,
-    CANONICAL_FIELDS,
-    REQUIRED_FIELDS,
-    DateParser,
-    Invalid,
-    LineParser,
-    canonical_key,
-)
-
-# Arrow type of each parsed field.
-_TYPES = {
-    "invoice_no": pa.string(),
-    "stock_code": pa.string(),
-    "description": pa.string(),
-    "quantity": pa.int64(),
-    "invoice_date": pa.timestamp("us"),
-    "unit_price": pa.int64(),
-    "customer_id": pa.string(),
-    "country": pa.string(),
-}
-# Per field; a full cache is dropped and refills with the values in use (memory stays flat
-# on files of any size: 200,000 entries a field cost ~0.5 GB at 5 million lines).
-_CACHE_LIMIT = 20_000
+from shopstream.domain.parsing import CANONICAL_FIELDS, REQUIRED_FIELDS, LineParser, canonical_key
 
 
 def normalise_cell(value: Any) -> Any:
@@ -75,9 +52,6 @@ class ColumnParser:
 
     def __init__(self, shop_timezone: str = "Europe/London") -> None:
         self.line_parser = LineParser(shop_timezone)
-        # its own DateParser: the one in LineParser keeps a cache of its own (bounded higher)
-        self._parsers = dict(_FIELD_PARSERS, invoice_date=DateParser(shop_timezone))
-        self._caches: dict[str, dict] = {f: {} for f in CANONICAL_FIELDS}
 
     @staticmethod
     def columnar_plan(header: Sequence[str]) -> dict[str, int] | None:
@@ -120,7 +94,7 @@ class ColumnParser:
             reasons.append((name, reason))
         for field in CANONICAL_FIELDS:
             if field not in plan:
-                parsed[field] = pa.nulls(n, _TYPES[field])
+                parsed[field] = pa.nulls(n, FIELD_TYPES[field])
                 if field in REQUIRED_FIELDS:
                     reasons.append((field, pa.array(["required field is missing"] * n, pa.string())))
         raw = raw.texts()
@@ -169,33 +143,8 @@ class ColumnParser:
 
     def _parse_values(self, field: str, values: list[Any]) -> tuple[pa.Array, pa.Array]:
         """Each distinct value through LineParser's own parser for the field (cached)."""
-        parse = self._parsers[field]
-        cache = self._caches[field]
-        required = field in REQUIRED_FIELDS
-        out, why = [], []
-        for value in values:
-            key = (type(value), value)
-            try:
-                result = cache[key]
-            except (KeyError, TypeError):
-                if value is None and required:
-                    result = (None, "required field is null")
-                else:
-                    try:
-                        result = (parse(value), None)
-                    except Invalid as invalid:
-                        result = (None, str(invalid))
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                    if field == "invoice_date":
-                        parse._cache.clear()  # DateParser's own cache, kept as small as ours
-                try:
-                    cache[key] = result
-                except TypeError:  # unhashable (never from our readers)
-                    pass
-            out.append(result[0])
-            why.append(result[1])
-        return pa.array(out, _TYPES[field]), pa.array(why, pa.string())
+        out, why = self.line_parser.parse_distinct(field, values)
+        return pa.array(out, FIELD_TYPES[field]), pa.array(why, pa.string())
 
     def parse_rowwise(
         self, header: Sequence[str], columns: Sequence[pa.Array], event_ids: pa.Array,

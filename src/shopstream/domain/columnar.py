@@ -35,6 +35,17 @@ EVENT_SCHEMA = pa.schema(
     ]
 )
 EventTable = pa.Table
+# The Arrow type of each parsed field (the canonical line's, as the parsers return them).
+FIELD_TYPES = {
+    "invoice_no": pa.string(),
+    "stock_code": pa.string(),
+    "description": pa.string(),
+    "quantity": pa.int64(),
+    "invoice_date": pa.timestamp("us"),
+    "unit_price": pa.int64(),  # thousandths
+    "customer_id": pa.string(),
+    "country": pa.string(),
+}
 
 
 def raw_text(raw: Any) -> str:
@@ -71,18 +82,19 @@ def build_table(
     event_ids: list[str],
     received_at: datetime | list[datetime],
     source: str | list[str],
-    columns: dict[str, list[Any]],
+    columns: dict[str, list[Any] | pa.Array],
     raws: list[Any],
 ) -> EventTable:
-    """Accepted lines straight from parsed columns (no objects per line).
+    """Accepted lines straight from parsed columns (lists, or Arrow arrays already).
 
     `received_at` and `source` are one value for all lines, or one per line."""
     n = len(event_ids)
     return pa.Table.from_arrays(
         [
             pa.array(event_ids, pa.string()),
-            pa.array(received_at if isinstance(received_at, list) else [received_at] * n, pa.timestamp("us")),
-            pa.array(source if isinstance(source, list) else [source] * n, pa.string()),
+            pa.array(received_at, pa.timestamp("us")) if isinstance(received_at, list)
+            else pa.repeat(pa.scalar(received_at, pa.timestamp("us")), n),
+            pa.array(source, pa.string()) if isinstance(source, list) else pa.repeat(pa.scalar(source, pa.string()), n),
             pa.array(columns["invoice_no"], pa.string()),
             pa.array(columns["stock_code"], pa.string()),
             pa.array(columns["description"], pa.string()),
@@ -91,10 +103,17 @@ def build_table(
             pa.array(columns["unit_price"], pa.int64()),
             pa.array(columns["customer_id"], pa.string()),
             pa.array(columns["country"], pa.string()),
-            pa.array([raw_text(raw) for raw in raws], pa.string()),
+            _raw_texts(raws),
         ],
         schema=EVENT_SCHEMA,
     )
+
+
+def _raw_texts(raws: list[Any]) -> pa.Array:
+    try:
+        return pa.array(raws, pa.string())  # all text already (NDJSON lines as received)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([raw_text(raw) for raw in raws], pa.string())
 
 
 def table_to_events(table: EventTable) -> list[Event]:

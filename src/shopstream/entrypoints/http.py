@@ -137,7 +137,7 @@ def create_app(
     settings = container.settings
     app = FastAPI(default_response_class=FastJSONResponse, lifespan=_lifespan, **kwargs)
     app.state.closers = []  # what must run at shutdown (flush, close), appended by the service
-    metrics.SERVICE.info({"service": service})
+    metrics.SERVICE.labels(service).set(1)
     public = PUBLIC_PATHS | frozenset(public_paths) | (DOCS_PATHS if settings.public_docs else frozenset())
     app.state.public_paths = public
     app.add_middleware(

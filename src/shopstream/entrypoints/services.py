@@ -60,6 +60,10 @@ def run_service(name: str, host: str | None = None, port: int | None = None) -> 
         app = importlib.import_module(service.app_module).build_app(Container(settings))
         if undeclared := undeclared_routes(app):
             raise SystemExit(f"{name}: routes without a declared scope (require_scope): {undeclared}")
+        if name == "ingest-api" and settings.ingest_workers > 1:
+            del app
+            _run_workers(service, settings, host, port)
+            return
         # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to whatever
         # handler was there before it: make that a no-op so a clean drain exits 0.
         import signal
@@ -94,3 +98,59 @@ def run_service(name: str, host: str | None = None, port: int | None = None) -> 
         run_bulk_loader(Container(settings, bulk=True), _stop_on_signals())
     else:
         raise SystemExit(f"unknown service {name!r}; one of: {', '.join(ALL_SERVICES)}")
+
+
+def _run_workers(service: HttpService, settings: Settings, host: str | None, port: int | None) -> None:
+    """uvicorn's own supervisor: N worker processes on one socket, each building its app
+    (worker_app); a worker that dies is replaced; SIGTERM drains them all. Their metrics
+    meet in a directory (prometheus-client's multiprocess mode), emptied on start."""
+    import os
+    import shutil
+    import signal
+
+    import uvicorn
+
+    metrics_dir = settings.data_dir / f".metrics-{service.name}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the spawned workers inherit it
+    os.environ["SHOPSTREAM_WORKER_OF"] = service.name
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn's supervisor installs its own
+    uvicorn.run(
+        "shopstream.entrypoints.services:worker_app", factory=True, workers=settings.ingest_workers,
+        host=host or settings.host, port=port or service.port(settings), log_level="warning",
+        log_config=None, access_log=False, timeout_graceful_shutdown=10,
+    )
+
+
+def worker_app():
+    """The app of one worker process of a service run with several (see _run_workers)."""
+    import importlib
+    import os
+
+    from shopstream.bootstrap import Container
+    from shopstream.memory import lean_memory
+
+    name = os.environ["SHOPSTREAM_WORKER_OF"]
+    _die_with_parent()
+    lean_memory()
+    settings = Settings()
+    configure_logging(name, settings.log_format)
+    return importlib.import_module(HTTP_SERVICES[name].app_module).build_app(Container(settings))
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive its supervisor (SIGKILLed, it cannot stop them): it would
+    keep the port, and the service could not start again. Linux: PR_SET_PDEATHSIG."""
+    import ctypes
+    import ctypes.util
+    import os
+    import signal
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "prctl"):
+        parent = os.getppid()
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call: nobody would signal us
+            os._exit(1)

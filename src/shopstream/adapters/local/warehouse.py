@@ -94,7 +94,7 @@ class DuckDBWarehouse:
                 # a big WAL before an automatic checkpoint: publishing checkpoints anyway, and a
                 # checkpoint every 16 MB (the default) cost a bulk load a third of its merge time
                 self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
-                                                                    "checkpoint_threshold": "256MB"})
+                                                                    "checkpoint_threshold": "64MB"})
                 self._conn.execute(FACT_DDL)
                 if self._create_marts():
                     self._marts_stale_since = EARLIEST

@@ -53,10 +53,10 @@ async def follow(client: httpx.AsyncClient, urls: dict, reader: DuckDBSnapshotRe
     warehouse_times.append(seen_warehouse)
 
 
-async def run(urls: dict, data_dir: Path, lines: int, rate: float) -> tuple[list, list]:
+async def run(urls: dict, data_dir: Path, lines: int, rate: float, key: str) -> tuple[list, list]:
     reader = DuckDBSnapshotReader(data_dir / "warehouse.duckdb")
     invoice_times, warehouse_times = [], []
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
         tasks = []
         for n in range(lines):
             tasks.append(asyncio.create_task(follow(client, urls, reader, n, invoice_times, warehouse_times)))
@@ -71,7 +71,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, local_stack(Path(tmp)) as (urls, env, _):
-        invoice_times, warehouse_times = asyncio.run(run(urls, Path(tmp), args.lines, args.rate))
+        invoice_times, warehouse_times = asyncio.run(run(urls, Path(tmp), args.lines, args.rate,
+                                                         env["SHOPSTREAM_API_KEY"]))
     print(f"| POST → visible ({args.lines} lines at {args.rate:.0f}/s) | p50 | p95 | p99 |")
     print("| --- | ---: | ---: | ---: |")
     for label, samples in (("invoice API", invoice_times), ("warehouse (analytics snapshot)", warehouse_times)):

@@ -29,6 +29,9 @@ class Container:
         self.settings = settings or Settings()
         self.aws_profile = self.settings.profile == "aws"
         self.bulk = bulk
+        # SQLite page cache per connection: a bulk load writes mostly new pages in key order;
+        # at 16 MB it loaded the 10x file as fast as at 64 MB, with ~110 MB less RSS
+        self.sqlite_cache_mb = 16 if bulk else 64
 
     def _aws(self):
         """A fresh client holder per port: each closes its own thread pool."""
@@ -64,7 +67,7 @@ class Container:
         from shopstream.adapters.local.log import LocalLog
 
         s = self.settings
-        return LocalLog(s.stream_path, s.partitions, s.stream_sync)
+        return LocalLog(s.stream_path, s.partitions, s.stream_sync, cache_mb=self.sqlite_cache_mb)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
@@ -75,7 +78,8 @@ class Container:
             return S3DeadLetters(aws, names.bucket, names.prefix)
         from shopstream.adapters.local.dead_letters import LocalDeadLetters
 
-        return LocalDeadLetters(self.settings.dead_letters_path, self.settings.stream_sync)
+        return LocalDeadLetters(self.settings.dead_letters_path, self.settings.stream_sync,
+                                cache_mb=self.sqlite_cache_mb)
 
     @cached_property
     def lake(self) -> RawLake:
@@ -97,7 +101,8 @@ class Container:
             return DynamoStore(aws, names.table)
         from shopstream.adapters.local.store import SqliteStore
 
-        return SqliteStore(self.settings.store_path, busy_timeout=self.settings.sqlite_busy_timeout_seconds)
+        return SqliteStore(self.settings.store_path, busy_timeout=self.settings.sqlite_busy_timeout_seconds,
+                           cache_mb=self.sqlite_cache_mb)
 
     @cached_property
     def warehouse(self) -> Warehouse:

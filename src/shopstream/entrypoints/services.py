@@ -77,6 +77,7 @@ def run_service(name: str, host: str | None = None, port: int | None = None) -> 
             log_config=None,  # our JSON logging, not uvicorn's own format
             access_log=False,
             timeout_graceful_shutdown=10,  # SIGTERM: finish in-flight requests, then exit 0
+            proxy_headers=False,  # nothing reads the client's address: skip X-Forwarded-* parsing
         )
     elif name in CONSUMER_SERVICES:
         from shopstream.consumer import CONSUMERS, ConsumerState, run_consumer
@@ -119,7 +120,7 @@ def _run_workers(service: HttpService, settings: Settings, host: str | None, por
     uvicorn.run(
         "shopstream.entrypoints.services:worker_app", factory=True, workers=settings.ingest_workers,
         host=host or settings.host, port=port or service.port(settings), log_level="warning",
-        log_config=None, access_log=False, timeout_graceful_shutdown=10,
+        log_config=None, access_log=False, timeout_graceful_shutdown=10, proxy_headers=False,
     )
 
 

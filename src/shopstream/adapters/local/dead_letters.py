@@ -22,8 +22,8 @@ CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_at);
 
 
 class LocalDeadLetters:
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
-        self._db = PerThread(path, synchronous, setup=SCHEMA)
+    def __init__(self, path: Path, synchronous: str = "NORMAL", cache_mb: int = 64) -> None:
+        self._db = PerThread(path, synchronous, setup=SCHEMA, cache_mb=cache_mb)
 
     def write(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:

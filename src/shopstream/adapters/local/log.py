@@ -49,11 +49,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 
 class LocalLog:
-    def __init__(self, path: Path, partitions: int = 8, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, partitions: int = 8, synchronous: str = "NORMAL", cache_mb: int = 64) -> None:
         self.path = path
         self.partitions = partitions
         self.synchronous = synchronous
-        self._conn = connect(path, synchronous)
+        self._conn = connect(path, synchronous, cache_mb=cache_mb)
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 

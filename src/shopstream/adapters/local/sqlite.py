@@ -44,11 +44,13 @@ class PerThread:
     """One connection per thread (FastAPI runs sync endpoints on a thread pool)."""
 
     def __init__(
-        self, path: Path, synchronous: str = "NORMAL", setup: str | None = None, busy_timeout: float = 30.0
+        self, path: Path, synchronous: str = "NORMAL", setup: str | None = None, busy_timeout: float = 30.0,
+        cache_mb: int = 64,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
+        self.cache_mb = cache_mb
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -59,7 +61,8 @@ class PerThread:
     def get(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, self.synchronous, busy_timeout=self.busy_timeout)
+            conn = self._local.conn = connect(self.path, self.synchronous, busy_timeout=self.busy_timeout,
+                                                  cache_mb=self.cache_mb)
             with self._lock:
                 self._all.append(conn)
         return conn

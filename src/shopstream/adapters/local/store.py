@@ -81,8 +81,9 @@ def _header(row: tuple) -> InvoiceHeader:
 class SqliteStore:
     local_reads = True  # WAL point reads never wait for the writer
 
-    def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 30.0) -> None:
-        self._db = PerThread(path, synchronous, setup=SCHEMA, busy_timeout=busy_timeout)
+    def __init__(self, path: Path, synchronous: str = "NORMAL", busy_timeout: float = 30.0,
+                 cache_mb: int = 64) -> None:
+        self._db = PerThread(path, synchronous, setup=SCHEMA, busy_timeout=busy_timeout, cache_mb=cache_mb)
         _fold_line_rows(self._db.get())
 
     def write(self, table: EventTable) -> int:

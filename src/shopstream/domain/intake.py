@@ -16,10 +16,10 @@ from shopstream.domain.events import idempotency_event_id, random_event_id
 from shopstream.domain.line import DeadLetter, Event, FieldError
 from shopstream.domain.parsing import (
     CANONICAL_FIELDS,
-    EVENT_ID_PATTERN,
     REQUIRED_FIELDS,
     LineParser,
     ParsedColumns,
+    take_client_event_ids,
 )
 
 
@@ -153,13 +153,7 @@ def parse_columns(raws: list[Any], parse: LineParser) -> ParsedColumns | None:
     for key, (field, _, _) in specs:
         values = [raw[key] for raw in raws]
         if field == "event_id":
-            for position, value in enumerate(values):
-                if value is None:
-                    continue
-                if type(value) is str and EVENT_ID_PATTERN.match(value):
-                    client_ids[position] = value
-                else:
-                    bad.add(position)
+            take_client_event_ids(values, client_ids, bad)
             continue
         typed = _typed(values)
         if typed is None:
@@ -179,11 +173,7 @@ def parse_columns(raws: list[Any], parse: LineParser) -> ParsedColumns | None:
             columns[field] = pa.nulls(n, FIELD_TYPES[field])
     if not bad:
         return ParsedColumns(columns, list(range(n)), client_ids, {})
-    errors = {}
-    for position in sorted(bad):
-        _, client_id, line_errors = parse(raws[position])
-        errors[position] = line_errors
-        client_ids[position] = client_id
+    errors = parse.reasons(raws, bad, client_ids)
     valid = [i for i in range(n) if i not in bad]
     keep = pa.array(valid, pa.int64())
     return ParsedColumns({f: column.take(keep) for f, column in columns.items()}, valid, client_ids, errors)

@@ -277,6 +277,17 @@ class ParsedColumns:
 _MISS = object()
 
 
+def take_client_event_ids(values: list[Any], client_ids: list[str | None], bad: set[int]) -> None:
+    """Each line's own event id where it sent a valid one; the positions of invalid ones into `bad`."""
+    for position, value in enumerate(values):
+        if value is None:
+            continue
+        if type(value) is str and EVENT_ID_PATTERN.match(value):
+            client_ids[position] = value
+        else:
+            bad.add(position)
+
+
 def _hashable(key: tuple) -> bool:
     try:
         hash(key)
@@ -421,13 +432,7 @@ class LineParser:
         for key, (field, cache, parse) in specs:
             values = [raw[key] for raw in raws]
             if cache is None:  # event_id
-                for position, value in enumerate(values):
-                    if value is None:
-                        continue
-                    if type(value) is str and EVENT_ID_PATTERN.match(value):
-                        client_ids[position] = value
-                    else:
-                        bad.add(position)
+                take_client_event_ids(values, client_ids, bad)
                 continue
             if field in REQUIRED_FIELDS:
                 bad.update(i for i, v in enumerate(values) if v is None)
@@ -436,13 +441,19 @@ class LineParser:
             columns.setdefault(field, [None] * n)
         if not bad:
             return ParsedColumns(columns, list(range(n)), client_ids, {})
+        errors = self.reasons(raws, bad, client_ids)
+        valid = [i for i in range(n) if i not in bad]
+        return ParsedColumns({f: [col[i] for i in valid] for f, col in columns.items()}, valid, client_ids, errors)
+
+    def reasons(self, raws: list[Any], bad: set[int], client_ids: list[str | None]) -> dict[int, list[FieldError]]:
+        """The line parser's own reasons for the lines at the `bad` positions (a column at a
+        time found them; these are the exact words), and their client event ids."""
         errors = {}
         for position in sorted(bad):
             _, client_id, line_errors = self(raws[position])
             errors[position] = line_errors
             client_ids[position] = client_id
-        valid = [i for i in range(n) if i not in bad]
-        return ParsedColumns({f: [col[i] for i in valid] for f, col in columns.items()}, valid, client_ids, errors)
+        return errors
 
     def parse_distinct(self, field: str, values: list[Any]) -> tuple[list[Any], list[str | None]]:
         """Each of `values` (distinct values of one field, as a client sent them) through the

@@ -1,4 +1,4 @@
-"""A request of uniform lines is parsed a column at a time (domain/intake.parse_columns);
+"""A request of uniform lines is parsed a column at a time (LineParser.parse_many's Arrow path);
 it must give exactly what the line-by-line parser gives: the same accepted lines and
 values, the same rejections and reasons, the same event ids."""
 
@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shopstream.domain.intake import parse_columns, take_in
+from shopstream.domain.intake import take_in
 from shopstream.domain.parsing import LineParser
 from tests.unit.test_bulk_parsing import TRICKY
 
@@ -66,7 +67,8 @@ def test_a_uniform_pandas_style_request_goes_columnar_and_matches():
     raws = [{"InvoiceNo": 536365 + i % 3, "StockCode": "85123A", "Description": "WHITE HANGING HEART",
              "Quantity": 6 - i, "InvoiceDate": "12/1/2010 8:26", "UnitPrice": 2.55, "CustomerID": 17850.0,
              "Country": "United Kingdom", "event_id": f"p-{i}"} for i in range(12)]
-    assert parse_columns(raws, LineParser()) is not None  # the columnar path is taken
+    parsed = LineParser().parse_many(raws)
+    assert all(isinstance(c, pa.Array) for c in parsed.columns.values())  # the Arrow path is taken
     assert_same(raws)
     whole = take_in(raws, LineParser(), AT, "test")
     assert [d.index for d in whole.dead_letters] == []  # quantities 6 .. -5 are all valid

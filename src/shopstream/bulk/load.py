@@ -110,6 +110,7 @@ class _Sinks:
                  ("warehouse", lambda batch_id, t: container.warehouse.write(t)))
         # one thread per sink: each keeps one connection (and one page cache)
         self.sinks = [(ThreadPoolExecutor(1, thread_name_prefix=f"bulk-{name}"), write) for name, write in sinks]
+        self.warehouse_thread = self.sinks[2][0]
         self.after = ThreadPoolExecutor(1, thread_name_prefix="bulk-ledger")
 
     def write(self, batch_id: str, chunk: _Chunk) -> Future:
@@ -130,7 +131,7 @@ class _Sinks:
         """Wait for every write. The warehouse publishes (refreshing the marts) and lets go
         of its file as soon as its own writes are done, while the other sinks finish theirs;
         also when stopping half way (the warehouse-loader may be waiting for its turn)."""
-        published = self.sinks[2][0].submit(self.container.warehouse.publish)
+        published = self.warehouse_thread.submit(self.container.warehouse.publish)
         for pool, _ in self.sinks:
             pool.shutdown()
         self.after.shutdown()

@@ -24,7 +24,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopstream.domain.columnar import EVENT_SCHEMA, FIELD_TYPES, EventTable, empty_table, events_to_table
+from shopstream.domain.columnar import (
+    EVENT_SCHEMA,
+    FIELD_TYPES,
+    EventTable,
+    empty_table,
+    events_to_table,
+    json_texts,
+)
 from shopstream.domain.intake import take_in
 from shopstream.domain.line import DeadLetter, FieldError
 from shopstream.domain.parsing import CANONICAL_FIELDS, REQUIRED_FIELDS, LineParser, canonical_key
@@ -176,9 +183,8 @@ class JsonObjects:
     def add(self, distinct: list[Any], indices: pa.Array) -> None:
         """The next column: its distinct values (as a client sends them) and each row's index."""
         name = self.header[len(self.parts) // 2]
-        pieces = pa.array([_json(v) for v in distinct], pa.string()).take(indices)
         self.parts += [pa.scalar(("," if self.parts else "{") + orjson.dumps(name).decode() + ":"),
-                       pc.fill_null(pieces, "null") if indices.null_count else pieces]
+                       json_texts(distinct, indices)]
 
     def texts(self) -> pa.Array:
         # event ids need no escaping: letters, digits and . _ : - only
@@ -203,12 +209,3 @@ def rowwise_dicts(header: Sequence[str], columns: Sequence[pa.Array], event_ids:
         raw["event_id"] = event_id
         out.append(raw)
     return out
-
-
-def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return orjson.dumps(repr(value)).decode()

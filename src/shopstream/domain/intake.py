@@ -9,18 +9,11 @@ from functools import cached_property, partial
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shopstream.domain.columnar import FIELD_TYPES, EventTable, build_table, table_to_events
 from shopstream.domain.events import idempotency_event_id, random_event_id
 from shopstream.domain.line import DeadLetter, Event, FieldError
-from shopstream.domain.parsing import (
-    CANONICAL_FIELDS,
-    REQUIRED_FIELDS,
-    LineParser,
-    ParsedColumns,
-    take_client_event_ids,
-)
+from shopstream.domain.parsing import CANONICAL_FIELDS, LineParser
 
 
 @dataclass
@@ -66,9 +59,7 @@ def take_in(
     JSON text as received (NDJSON), kept as the accepted lines' raw form.
     """
     raws = raws if isinstance(raws, list) else list(raws)
-    parsed = None if pre_rejected else parse_columns(raws, parse)
-    if parsed is None:
-        parsed = parse.parse_many(raws, pre_rejected)
+    parsed = parse.parse_many(raws, pre_rejected)
     if event_id_for is None and idempotency_key is not None:
         event_id_for = partial(idempotency_event_id, idempotency_key)
     event_ids = [
@@ -117,63 +108,3 @@ def _joined(parts: list[Any], type_: pa.DataType) -> list[Any] | pa.Array:
     if all(isinstance(part, list) for part in parts):
         return [value for part in parts for value in part]
     return pa.concat_arrays([pa.array(part, type_) for part in parts])
-
-
-# Columnar parsing of a request whose lines all have the same keys (the usual request, and
-# every line `send` posts): each field's values become an Arrow column, dictionary-encoded,
-# and LineParser's field parsers run once per distinct value. Same parsers, so the same
-# results as line by line; lines that fail are parsed again line by line for their reasons.
-_ARROW_TYPE_OF = {str: pa.string(), int: pa.int64(), float: pa.float64()}
-
-
-def _typed(values: list[Any]) -> pa.Array | None:
-    """The values as an Arrow array of their one Python type (None: nulls); None when the
-    types are mixed or not text/integer/float (the line parser handles those)."""
-    kinds = set(map(type, values))
-    kinds.discard(type(None))
-    if not kinds:
-        return pa.nulls(len(values))
-    if len(kinds) > 1 or (arrow := _ARROW_TYPE_OF.get(kinds.pop())) is None:
-        return None
-    try:
-        return pa.array(values, arrow)
-    except (pa.ArrowInvalid, OverflowError):  # an integer beyond 64 bits
-        return None
-
-
-def parse_columns(raws: list[Any], parse: LineParser) -> ParsedColumns | None:
-    """ParsedColumns with Arrow columns, or None when the request is not uniform enough."""
-    specs = parse.shared_fields(raws) if len(raws) > 8 else None
-    if specs is None:
-        return None
-    n = len(raws)
-    columns: dict[str, Any] = {}
-    bad: set[int] = set()
-    client_ids: list[str | None] = [None] * n
-    for key, (field, _, _) in specs:
-        values = [raw[key] for raw in raws]
-        if field == "event_id":
-            take_client_event_ids(values, client_ids, bad)
-            continue
-        typed = _typed(values)
-        if typed is None:
-            return None
-        encoded = pc.dictionary_encode(typed)
-        distinct = encoded.dictionary.to_pylist()
-        parsed, reasons = parse.parse_distinct(field, distinct)
-        columns[field] = pa.array(parsed, FIELD_TYPES[field]).take(encoded.indices)
-        failed = [code for code, reason in enumerate(reasons) if reason is not None]
-        if failed:
-            hit = pc.is_in(encoded.indices, value_set=pa.array(failed, encoded.indices.type))
-            bad.update(pc.indices_nonzero(pc.fill_null(hit, False)).to_pylist())
-        if encoded.indices.null_count and field in REQUIRED_FIELDS:
-            bad.update(pc.indices_nonzero(pc.is_null(encoded.indices)).to_pylist())
-    for field in CANONICAL_FIELDS:
-        if field not in columns:
-            columns[field] = pa.nulls(n, FIELD_TYPES[field])
-    if not bad:
-        return ParsedColumns(columns, list(range(n)), client_ids, {})
-    errors = parse.reasons(raws, bad, client_ids)
-    valid = [i for i in range(n) if i not in bad]
-    keep = pa.array(valid, pa.int64())
-    return ParsedColumns({f: column.take(keep) for f, column in columns.items()}, valid, client_ids, errors)

@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopstream.domain.columnar import EventTable
+from shopstream.domain.columnar import EventTable, flat, json_texts, timestamp_texts
 from shopstream.domain.views import InvoiceLineView
 
 # What a document keeps of each line, in this order (arrays, not objects: half the size).
@@ -104,8 +104,8 @@ def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
     # each invoice's lines together, in table order (a stable sort of small integers)
     grouped = table.select(LINE_FIELDS).take(pc.sort_indices(codes))
     figures = _figures(table, codes)  # one row per code, in code order: the order of the groups
-    offsets = pa.concat_arrays([pa.array([0], pa.int64()), _flat(pc.cumulative_sum(figures["line_count"]))])
-    lines = _flat(pc.binary_join_element_wise(*_line_json_parts(grouped), ""))
+    offsets = pa.concat_arrays([pa.array([0], pa.int64()), flat(pc.cumulative_sum(figures["line_count"]))])
+    lines = flat(pc.binary_join_element_wise(*_line_json_parts(grouped), ""))
     docs = pc.binary_join_element_wise("[", pc.binary_join(pa.LargeListArray.from_arrays(offsets, lines), ","),
                                        "]", "")
     columns = [figures[name].to_pylist() for name in InvoiceFigures.__slots__]
@@ -113,29 +113,18 @@ def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
             for no, doc, f in zip(invoices.dictionary.to_pylist(), docs.to_pylist(), zip(*columns))]
 
 
-def _flat(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-
-
 def _line_json_parts(t: pa.Table) -> list:
     """The pieces of each line's JSON array, to join element-wise (event ids need no
     escaping: letters, digits and . _ : - only)."""
     return ['["', t["event_id"], '",', _json_text(t["stock_code"]), ",", _json_text(t["description"]), ",",
             t["quantity"].cast(pa.string()), ",", t["unit_price_milli"].cast(pa.string()), ',"',
-            _timestamp_text(t["invoice_date"]), '",', _json_text(t["customer_id"]), ",", _json_text(t["country"]),
-            ',"', _timestamp_text(t["received_at"]), '",', _json_text(t["source"]), "]"]
+            timestamp_texts(t["invoice_date"]), '",', _json_text(t["customer_id"]), ",", _json_text(t["country"]),
+            ',"', timestamp_texts(t["received_at"]), '",', _json_text(t["source"]), "]"]
 
 
 def _json_text(column: pa.ChunkedArray) -> pa.Array:
-    """Each value as JSON (orjson, once per distinct value); null as `null`."""
-    encoded = pc.dictionary_encode(_flat(column))
-    pieces = pa.array([orjson.dumps(v).decode() for v in encoded.dictionary.to_pylist()], pa.string())
-    out = pieces.take(encoded.indices)
-    return pc.fill_null(out, "null") if encoded.indices.null_count else out
-
-
-def _timestamp_text(column: pa.ChunkedArray) -> pa.Array:
-    return pc.utf8_slice_codeunits(_flat(column).cast(pa.string()), 0, 19)
+    encoded = pc.dictionary_encode(flat(column))
+    return json_texts(encoded.dictionary.to_pylist(), encoded.indices)
 
 
 def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:
@@ -146,7 +135,7 @@ def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:
                    pc.and_(pc.greater(quantity, 0), pc.greater(price, 0)))
     per_invoice = pa.table({
         "code": codes, "customer": t["customer_id"], "country": t["country"],
-        "date": _timestamp_text(t["invoice_date"]), "total": total, "gross": pc.if_else(sale, total, 0),
+        "date": timestamp_texts(t["invoice_date"]), "total": total, "gross": pc.if_else(sale, total, 0),
     }).group_by("code", use_threads=False).aggregate(
         [("customer", "min"), ("country", "min"), ("date", "min"), ("total", "count"), ("total", "sum"),
          ("gross", "sum")]).sort_by("code")

@@ -11,7 +11,6 @@ def object_key(batch_id: str, table: EventTable) -> str:
     return f"raw/ingest_date={at:%Y-%m-%d}/hour={at:%H}/batch-{batch_id}.parquet"
 
 
-
 # How every lake object is written. Dictionary encoding only where values repeat: for the
 # per-line unique columns (event_id, the raw JSON) Parquet would build a dictionary and then
 # drop it, which cost a third of the write (and made the files no smaller).

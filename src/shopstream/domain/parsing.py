@@ -19,6 +19,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shopstream.domain.columnar import FIELD_TYPES
 from shopstream.domain.line import FieldError, TransactionLine
 
 MAX_TEXT = {"stock_code": 32, "description": 200, "country": 64}
@@ -268,7 +272,7 @@ _DISTINCT_CACHE_LIMIT = 20_000
 class ParsedColumns:
     """Many lines parsed at once: the valid ones as columns, the others with reasons."""
 
-    columns: dict[str, list[Any]]  # canonical field -> values of the valid lines, in order
+    columns: dict[str, list[Any] | pa.Array]  # canonical field -> values of the valid lines, in order
     valid: list[int]  # input positions of the valid lines
     client_event_ids: list[str | None]  # per input line
     errors: dict[int, list[FieldError]]  # input position -> reasons
@@ -288,12 +292,22 @@ def take_client_event_ids(values: list[Any], client_ids: list[str | None], bad: 
             bad.add(position)
 
 
-def _hashable(key: tuple) -> bool:
+_ARROW_TYPE_OF = {str: pa.string(), int: pa.int64(), float: pa.float64()}
+
+
+def _typed(values: list[Any]) -> pa.Array | None:
+    """The values as an Arrow array of their one Python type (None: nulls); None when the
+    types are mixed or not text/integer/float (bool, objects: left to the other paths)."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.nulls(len(values))
+    if len(kinds) > 1 or (arrow := _ARROW_TYPE_OF.get(kinds.pop())) is None:
+        return None
     try:
-        hash(key)
-        return True
-    except TypeError:  # e.g. a list in a JSON line (never from our readers)
-        return False
+        return pa.array(values, arrow)
+    except (pa.ArrowInvalid, OverflowError):  # an integer beyond 64 bits
+        return None
 
 
 def _parse_column(values: list[Any], cache: dict, parse: Any, bad: set[int]) -> list[Any]:
@@ -418,14 +432,17 @@ class LineParser:
         )
 
     def parse_many(self, raws: list[Any], pre_rejected: dict[int, FieldError] | None = None) -> ParsedColumns:
-        """Column at a time when every line has the same keys (the usual request): a
-        field's values are parsed in one loop with its cache. Lines that fail, and any
-        request whose lines differ in shape, go through the line parser, so the reasons
-        are exactly the line parser's."""
+        """Column at a time when every line has the same keys (the usual request): as Arrow
+        columns when each field's values have one type (_parse_arrow), else a field's values
+        in one loop with its cache. Lines that fail, and any request whose lines differ in
+        shape, go through the line parser, so the reasons are exactly the line parser's."""
         n = len(raws)
         specs = self._fast_specs(raws) if n > 8 and not pre_rejected else None
         if specs is None:
             return self._parse_rows(raws, pre_rejected)
+        arrow = self._parse_arrow(raws, specs)
+        if arrow is not None:
+            return arrow
         bad: set[int] = set()
         columns: dict[str, list[Any]] = {}
         client_ids: list[str | None] = [None] * n
@@ -444,6 +461,41 @@ class LineParser:
         errors = self.reasons(raws, bad, client_ids)
         valid = [i for i in range(n) if i not in bad]
         return ParsedColumns({f: [col[i] for i in valid] for f, col in columns.items()}, valid, client_ids, errors)
+
+    def _parse_arrow(self, raws: list[Any], specs: list[tuple[str, tuple]]) -> ParsedColumns | None:
+        """Each field's values as one Arrow array of their Python type, dictionary-encoded,
+        through parse_distinct once per distinct value: the same parsers, so the same
+        results as line by line. None when a field mixes types (the caller's loop then)."""
+        n = len(raws)
+        columns: dict[str, Any] = {}
+        bad: set[int] = set()
+        client_ids: list[str | None] = [None] * n
+        for key, (field, cache, _) in specs:
+            values = [raw[key] for raw in raws]
+            if cache is None:  # event_id
+                take_client_event_ids(values, client_ids, bad)
+                continue
+            typed = _typed(values)
+            if typed is None:
+                return None
+            encoded = pc.dictionary_encode(typed)
+            parsed, reasons = self.parse_distinct(field, encoded.dictionary.to_pylist())
+            columns[field] = pa.array(parsed, FIELD_TYPES[field]).take(encoded.indices)
+            failed = [code for code, reason in enumerate(reasons) if reason is not None]
+            if failed:
+                hit = pc.is_in(encoded.indices, value_set=pa.array(failed, encoded.indices.type))
+                bad.update(pc.indices_nonzero(pc.fill_null(hit, False)).to_pylist())
+            if encoded.indices.null_count and field in REQUIRED_FIELDS:
+                bad.update(pc.indices_nonzero(pc.is_null(encoded.indices)).to_pylist())
+        for field in CANONICAL_FIELDS:
+            if field not in columns:
+                columns[field] = pa.nulls(n, FIELD_TYPES[field])
+        if not bad:
+            return ParsedColumns(columns, list(range(n)), client_ids, {})
+        errors = self.reasons(raws, bad, client_ids)
+        valid = [i for i in range(n) if i not in bad]
+        keep = pa.array(valid, pa.int64())
+        return ParsedColumns({f: column.take(keep) for f, column in columns.items()}, valid, client_ids, errors)
 
     def reasons(self, raws: list[Any], bad: set[int], client_ids: list[str | None]) -> dict[int, list[FieldError]]:
         """The line parser's own reasons for the lines at the `bad` positions (a column at a
@@ -464,8 +516,13 @@ class LineParser:
         required = field in REQUIRED_FIELDS
         out, why = [], []
         for value in values:
-            key = value if type(value) is str else (type(value), value)
-            result = cache.get(key, _MISS) if type(key) is not tuple or _hashable(key) else _MISS
+            key: Any = value if type(value) is str else (type(value), value)
+            try:
+                result = cache[key]
+            except KeyError:
+                result = _MISS
+            except TypeError:  # unhashable (a list in a JSON line): parsed, not cached
+                result, key = _MISS, None
             if result is _MISS:
                 if value is None and required:
                     result = (None, "required field is null")
@@ -478,16 +535,11 @@ class LineParser:
                     cache.clear()
                     if field == "invoice_date":
                         parse._cache.clear()  # DateParser's own cache, kept as small as ours
-                if type(key) is not tuple or _hashable(key):
+                if key is not None:
                     cache[key] = result
             out.append(result[0])
             why.append(result[1])
         return out, why
-
-    def shared_fields(self, raws: list[Any]) -> list[tuple[str, tuple]] | None:
-        """The (key, field spec) pairs shared by every line, or None if the lines differ in
-        shape, name a field twice, or lack a required field."""
-        return self._fast_specs(raws)
 
     def _fast_specs(self, raws: list[Any]) -> list[tuple[str, tuple]] | None:
         """The (key, field spec) pairs shared by every line, or None if the lines differ

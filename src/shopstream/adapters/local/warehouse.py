@@ -42,9 +42,9 @@ from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_DDL, FACT_TABLE, 
 from shopstream.ports import WarehouseNotReady
 
 # Insert only event ids the table does not have yet (the batch's ids are distinct). The
-# range on f.event_id lets DuckDB skip the row groups whose ids lie outside the batch's
-# (zone maps): a file's ids (f<hash>-<row>) then probe only that file's rows, so a bulk
-# load does not rescan the whole fact table for every chunk.
+# range on f.event_id filters the fact rows before the anti-join hashes them: against 5
+# million rows, 70 -> 35 ms for a 50,000-line chunk (DuckDB's string zone maps keep only 8
+# bytes, so it prunes no row groups: every id of one file shares them).
 _MERGE = f"""
 INSERT INTO {FACT_TABLE} ({", ".join(FACT_COLUMNS)})
 SELECT event_id, invoice_no, stock_code, description, quantity, invoice_date,
@@ -91,8 +91,8 @@ class DuckDBWarehouse:
         if self._conn is None:
             self._turn.acquire(self.turn_timeout)
             try:
-                # a big WAL before an automatic checkpoint: publishing checkpoints anyway, and a
-                # checkpoint every 16 MB (the default) cost a bulk load a third of its merge time
+                # a bigger WAL before an automatic checkpoint (publishing checkpoints anyway):
+                # per-chunk commits of a bulk load cost less than at the default 16 MB
                 self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
                                                                     "checkpoint_threshold": "64MB"})
                 self._conn.execute(FACT_DDL)

@@ -1,8 +1,10 @@
 """Stream contract: durable appends, one checkpoint per group, redelivery until commit."""
 
+from dataclasses import replace
+
 from shopstream.domain.columnar import events_to_table
 from shopstream.domain.line import Totals
-from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_events, make_table
+from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, ROWS, make_events, make_table
 
 
 def drain(reader, max_events=3):
@@ -95,3 +97,41 @@ def test_holds_prefix_tells_whether_a_file_was_accepted_before(stream):
     stream.record_accepted(events_to_table(make_events()[:1]))  # id e-0
     answers = tuple(stream.holds_prefix(p) for p in ("e-", "e", "d-", "e-0", "e-1"))
     assert answers == ((None,) * 5 if cannot_tell else (True, True, False, True, False))
+
+
+FILE = "f0123456789abcdef-"  # a file's event id prefix (file_event_id): rows 1, 2, ...
+
+
+def file_events(rows: list[int]):
+    """Lines whose ids are rows of one file, as a bulk load gives them."""
+    events = make_events(ROWS * 2)
+    return [replace(events[row - 1], event_id=f"{FILE}{row}") for row in rows]
+
+
+def totals_of(events) -> Totals:
+    return Totals(len(events), sum(e.line.line_total_milli for e in events))
+
+
+def test_a_files_rows_are_accepted_once_whichever_way_they_come(stream):
+    loaded = file_events([1, 2, 3, 5, 6])  # row 4 a dead letter, say
+    assert stream.record_accepted(events_to_table(loaded)) == 5
+    assert stream.accepted() == totals_of(loaded)
+    assert stream.record_accepted(events_to_table(loaded)) == 0  # a re-run
+    every = file_events(list(range(1, 9)))
+    assert stream.accepted_among([e.event_id for e in every] + [f"{FILE}04", f"{FILE}0", "f-1"]) == {
+        e.event_id for e in loaded}
+    sent = stream.append(events_to_table(every))  # `send` of the same file afterwards
+    assert sent.appended == 3 and sent.duplicates == {e.event_id for e in loaded}
+    assert stream.accepted() == totals_of(every)
+    assert stream.record_accepted(events_to_table(file_events([6, 7, 8]))) == 0  # known both ways
+    assert stream.accepted() == totals_of(every)
+    assert stream.holds_prefix(FILE) is not False and stream.holds_prefix("f0123456789abcdee-") is not True
+
+
+def test_chunks_of_a_file_next_to_and_across_each_other(stream):
+    assert stream.record_accepted(events_to_table(file_events([1, 2, 3]))) == 3
+    assert stream.record_accepted(events_to_table(file_events([4, 5, 6]))) == 3
+    assert stream.record_accepted(events_to_table(file_events([2, 3, 4, 5, 7]))) == 1  # chunked otherwise
+    assert stream.accepted() == totals_of(file_events(list(range(1, 8))))
+    assert stream.append(events_to_table(file_events(list(range(1, 11))))).appended == 3
+    assert stream.accepted() == totals_of(file_events(list(range(1, 11))))

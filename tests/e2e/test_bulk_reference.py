@@ -40,7 +40,8 @@ def ledger_lines(data: Path) -> int:
     try:
         conn = sqlite3.connect(f"file:{data / 'stream.sqlite3'}?mode=ro", uri=True, timeout=5)
         try:
-            return conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+            return conn.execute("SELECT (SELECT count(*) FROM ledger) "
+                                "+ (SELECT coalesce(sum(lines), 0) FROM ledger_runs)").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.OperationalError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -27,17 +26,20 @@ def _progress() -> Progress:
 
 
 def expected_rows(path: Path) -> int | None:
-    """For the progress bar: exact for Parquet, counted for CSVs up to 200 MB, else unknown."""
+    """For the progress bar: exact for Parquet, estimated for CSVs, else unknown."""
     from shopstream.bulk.readers import detect_format
-    from shopstream.files import count_lines
+    from shopstream.files import estimated_lines
 
-    fmt = detect_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    try:
+        fmt = detect_format(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
-    if fmt.startswith("csv") and path.stat().st_size <= 200_000_000:
-        return max(1, count_lines(path) - 1)
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt.startswith("csv"):
+            return max(1, estimated_lines(path) - 1)
+    except Exception:  # noqa: BLE001 - a broken file: the load says what is wrong with it
+        return None
     return None
 
 
@@ -103,18 +105,12 @@ def _load_one(local, container, chunk_rows: int):
     from shopstream.bulk.load import load_file
 
     started = time.perf_counter()
-    # The bar's total is counted beside the load (a gzip must be read through to count it),
-    # so the load does not wait for it; the bar shows rows/s until the count is in.
-    counting = ThreadPoolExecutor(1, thread_name_prefix="bulk-count")
-    counted = counting.submit(expected_rows, local.path)
-    counting.shutdown(wait=False)
+    total = expected_rows(local.path)  # an estimate for CSVs (from the first MiB)
     with _progress() as progress:
-        task = progress.add_task(f"loading {local.label.rsplit('/', 1)[-1]}", total=None, rows="")
+        task = progress.add_task(f"loading {local.label.rsplit('/', 1)[-1]}", total=total, rows="")
 
         def advance(rows: int) -> None:
             rate = rows / max(time.perf_counter() - started, 1e-9)
-            total = counted.result() if counted.done() and not counted.exception() else None
-            progress.update(task, total=total)
             done = min(rows, total - 1) if total else rows  # 100% only once it is loaded
             progress.update(task, completed=done, rows=f"{rows:,} rows, {rate:,.0f} rows/s")
 

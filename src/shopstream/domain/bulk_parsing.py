@@ -88,7 +88,9 @@ class ColumnParser:
         raw = JsonObjects(header, event_ids)
         for i, name in enumerate(header):
             encoded = pc.dictionary_encode(columns[i])
-            values = [normalise_cell(v) for v in encoded.dictionary.to_pylist()]
+            values = encoded.dictionary.to_pylist()
+            if not pa.types.is_string(encoded.dictionary.type):  # typed cells (Parquet, XLSX)
+                values = [normalise_cell(v) for v in values]
             raw.add(values, encoded.indices)
             field = canonical_key(name)
             if field is None or plan.get(field) != i:

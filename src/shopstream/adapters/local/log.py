@@ -5,7 +5,9 @@
   EVENT_SCHEMA); `seq` orders all records.
 - `ledger`: every accepted event id and its money, written in the same transaction
   as the records. It makes appends idempotent (an event id already accepted is not
-  appended again) and gives `verify` the accepted totals.
+  appended again) and gives `verify` the accepted totals. A bulk load's ids (a file's
+  rows) go in as runs of row numbers instead, in `ledger_runs` (id_runs.py): the
+  ledger is both tables, and an id is in one of them at most.
 - `checkpoints`: one per consumer group, the last `seq` whose batch its sink committed.
 
 Several processes may append and read at once; a commit survives SIGKILL.
@@ -22,6 +24,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
+from shopstream.adapters.local import id_runs
 from shopstream.adapters.local.sqlite import connect, transaction
 from shopstream.domain.columnar import EventTable, first_occurrences, from_ipc, line_totals_milli, to_ipc
 from shopstream.domain.events import by_partition
@@ -54,7 +57,7 @@ class LocalLog:
         self.partitions = partitions
         self.synchronous = synchronous
         self._conn = connect(path, synchronous, cache_mb=cache_mb)
-        self._conn.executescript(SCHEMA)
+        self._conn.executescript(SCHEMA + id_runs.SCHEMA)
         self._lock = threading.Lock()
 
     def append(self, table: EventTable) -> AppendResult:
@@ -76,26 +79,29 @@ class LocalLog:
         rows = conn.execute(
             "SELECT l.event_id FROM json_each(?) j JOIN ledger l ON l.event_id = j.value", (orjson.dumps(ids),)
         )
-        return {row[0] for row in rows}
+        return {row[0] for row in rows} | _known_in_runs(conn, ids)
 
     def accepted_among(self, event_ids: Sequence[str]) -> set[str]:
         with self._lock:
             return self._known(self._conn, event_ids)
 
     def holds_prefix(self, prefix: str) -> bool | None:
-        # the ids starting with `prefix` are the keys from prefix up to (not including) the
-        # prefix with its last character's successor: one index probe
-        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         with self._lock:
-            row = self._conn.execute("SELECT 1 FROM ledger WHERE event_id >= ? AND event_id < ? LIMIT 1",
-                                     (prefix, after)).fetchone()
-        return row is not None
+            return _holds_prefix(self._conn, prefix)
 
     def record_accepted(self, table: EventTable) -> int:
-        rows = _ledger_rows(table)
+        """A file's rows (a bulk load's chunk) as a run, unless the ledger holds some of its
+        ids already or a run around them: then id by id, skipping the ids it holds."""
+        run = id_runs.as_run(table)
         with self._lock, transaction(self._conn, immediate=True) as conn:
+            if run is not None and not _clashes(conn, run):
+                conn.execute("INSERT INTO ledger_runs (prefix, first_row, last_row, missing, lines, amount_milli) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", run.row())
+                return run.lines
+            fresh = first_occurrences(table, _known_in_runs(conn, table["event_id"].to_pylist()))
             before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO ledger (event_id, amount_milli) VALUES (?, ?)", rows)
+            conn.executemany("INSERT OR IGNORE INTO ledger (event_id, amount_milli) VALUES (?, ?)",
+                             _ledger_rows(fresh))
             return conn.total_changes - before
 
     def reader(self, group: str) -> LocalLogReader:
@@ -103,7 +109,9 @@ class LocalLog:
 
     def accepted(self) -> Totals:
         lines, amount = self._conn.execute(
-            "SELECT count(*), coalesce(sum(amount_milli), 0) FROM ledger"
+            "SELECT (SELECT count(*) FROM ledger) + (SELECT coalesce(sum(lines), 0) FROM ledger_runs), "
+            "(SELECT coalesce(sum(amount_milli), 0) FROM ledger) + (SELECT coalesce(sum(amount_milli), 0) "
+            "FROM ledger_runs)"
         ).fetchone()
         return Totals(lines, amount)
 
@@ -120,6 +128,48 @@ class LocalLog:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _after(prefix: str) -> str:
+    """The ids starting with `prefix` are the keys from prefix up to (not including) this."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _holds_prefix(conn: sqlite3.Connection, prefix: str) -> bool:
+    run_prefix = prefix[:id_runs.PREFIX_LENGTH]  # a run's ids start with `prefix` if its prefix does
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM ledger WHERE event_id >= ? AND event_id < ?) "
+        "OR EXISTS (SELECT 1 FROM ledger_runs WHERE (prefix >= ? AND prefix < ?) OR prefix = ?)",
+        (prefix, _after(prefix), prefix, _after(prefix), run_prefix)).fetchone()
+    return bool(row[0])
+
+
+def _clashes(conn: sqlite3.Connection, run: id_runs.Run) -> bool:
+    """Whether the ledger may hold one of the run's ids: a text id of its file, or a run of
+    its file spanning some of the same row numbers (runs of a file never overlap)."""
+    (text,) = conn.execute("SELECT EXISTS (SELECT 1 FROM ledger WHERE event_id >= ? AND event_id < ?)",
+                           (run.prefix, _after(run.prefix))).fetchone()
+    return bool(text) or _runs_of(conn, run.prefix).overlaps(run.first_row, run.last_row)
+
+
+def _runs_of(conn: sqlite3.Connection, prefix: str) -> id_runs.PrefixRuns:
+    return id_runs.PrefixRuns(conn.execute(
+        "SELECT first_row, last_row, missing FROM ledger_runs WHERE prefix = ?", (prefix,)).fetchall())
+
+
+def _known_in_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    """The ids of `ids` that runs hold (none without a single run: one probe)."""
+    if not ids or conn.execute("SELECT 1 FROM ledger_runs LIMIT 1").fetchone() is None:
+        return set()
+    prefixes = {event_id[:id_runs.PREFIX_LENGTH] for event_id in ids if event_id[:1] == "f"}
+    with_runs = {p for (p,) in conn.execute(
+        "SELECT DISTINCT prefix FROM ledger_runs WHERE prefix IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(sorted(prefixes)),))}
+    known = set()
+    for prefix, rows in id_runs.file_rows(ids, with_runs).items():
+        runs = _runs_of(conn, prefix)
+        known.update(event_id for row, event_id in rows if runs.holds(row))
+    return known
 
 
 def _ledger_rows(table: EventTable) -> list[tuple[str, int]]:

@@ -1,0 +1,41 @@
+"""A file's accepted ids as runs of row numbers (the local ledger's compact form)."""
+
+import pyarrow as pa
+
+from shopstream.adapters.local.id_runs import PrefixRuns, Run, as_run, file_rows
+
+FILE = "f0123456789abcdef-"
+
+
+def table(ids, quantity=2, price_milli=1500):
+    n = len(ids)
+    return pa.table({"event_id": pa.array(ids, pa.string()), "quantity": pa.array([quantity] * n, pa.int32()),
+                     "unit_price_milli": pa.array([price_milli] * n, pa.int64())})
+
+
+def test_a_chunk_with_dead_letters_is_one_run_with_its_holes():
+    run = as_run(table([f"{FILE}{row}" for row in (7, 3, 4, 9, 5)]))
+    assert run == Run(FILE, 3, 9, [6, 8], 5, 5 * 3000)
+    assert run.row() == (FILE, 3, 9, "[6,8]", 5, 15000)
+
+
+def test_ids_that_are_not_one_files_rows_are_no_run():
+    assert as_run(table([])) is None
+    assert as_run(table(["e-1", "e-2"])) is None
+    assert as_run(table([f"{FILE}1", "f0123456789abcdee-2"])) is None  # two files
+    assert as_run(table([f"{FILE}1", f"{FILE}01"])) is None  # "01" is not how a row is written
+    assert as_run(table([f"{FILE}1", f"{FILE}x"])) is None
+    assert as_run(table([f"{FILE}1", f"{FILE}1"])) is None  # an id twice
+    assert as_run(table([f"{FILE}1", f"{FILE}100"])) is None  # more holes than rows
+
+
+def test_runs_answer_for_their_rows_only():
+    runs = PrefixRuns([(11, 20, "[]"), (1, 10, "[4]")])
+    assert [row for row in range(0, 23) if runs.holds(row)] == [1, 2, 3, *range(5, 21)]
+    assert runs.overlaps(20, 25) and runs.overlaps(0, 1) and not runs.overlaps(21, 30)
+    assert not PrefixRuns([]).holds(1) and not PrefixRuns([]).overlaps(1, 2)
+
+
+def test_file_rows_picks_the_ids_of_the_files_asked_for():
+    ids = [f"{FILE}12", f"{FILE}012", f"{FILE}1a", "f0123456789abcdee-3", "e-1", f"{FILE}", f"{FILE}٣"]
+    assert file_rows(ids, {FILE}) == {FILE: [(12, f"{FILE}12")]}

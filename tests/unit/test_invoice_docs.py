@@ -9,7 +9,15 @@ import orjson
 import pyarrow as pa
 
 from shopstream.domain.columnar import EVENT_SCHEMA
-from shopstream.domain.invoice_docs import InvoiceFigures, figures_of, invoice_docs, line_views, merged
+from shopstream.domain.invoice_docs import (
+    InvoiceFigures,
+    document_of,
+    figures_of,
+    invoice_docs,
+    line_views,
+    lines_of,
+    merged,
+)
 
 AT = datetime(2026, 12, 2, 9, 30, 15, 123456)
 
@@ -35,7 +43,7 @@ ROWS = [
 ]
 
 
-def test_documents_are_the_lines_in_arrival_order_as_orjson_writes_them():
+def test_documents_are_the_lines_in_arrival_order_as_document_of_writes_them():
     docs = {doc.invoice_no: doc for doc in invoice_docs(batch(ROWS))}
     assert list(docs) == ["536365", "C536379", "536367"]  # order of first appearance
     expected = [["e-1", "85123A", 'quote " back\\slash £ ü 😀', 6, 2550, "2010-12-01 08:27:00", "17850",
@@ -44,8 +52,26 @@ def test_documents_are_the_lines_in_arrival_order_as_orjson_writes_them():
                  'bulk:"x".csv'],
                 ["e-5", "71053", "WHITE METAL LANTERN", -2, 3390, "2010-12-01 08:27:00", "17850", "EIRE",
                  "2026-12-02 09:30:15", 'bulk:"x".csv']]
-    assert docs["536365"].lines_json == orjson.dumps(expected).decode()
+    assert docs["536365"].lines_json == document_of(expected) == orjson.dumps(expected).decode()  # none shared
     assert docs["536365"].lines() == expected
+
+
+def test_a_line_leaves_out_the_last_fields_it_shares_with_the_line_before():
+    rows = [ROWS[4], ("e-6", "536365", "22", "x", 1, D2, 100, "17850", "EIRE"), ROWS[0],
+            ("e-7", "536365", "23", None, 2, D2, 5, "17850", "United Kingdom"),
+            ("e-8", "536999", "24", "y", 1, D2, 5, "17850", "United Kingdom"),  # another invoice: whole
+            ("e-9", "536365", "25", "z", 1, D2, 5, None, "United Kingdom"), ("e-10", "536365", "26", "", 1, D2, 5,
+                                                                               None, "United Kingdom")]
+    docs = {doc.invoice_no: doc for doc in invoice_docs(batch(rows))}
+    tail = ["2010-12-01 08:27:00", "17850", "EIRE", "2026-12-02 09:30:15", 'bulk:"x".csv']
+    written = orjson.loads(docs["536365"].lines_json)
+    assert written[:2] == [["e-5", "71053", "WHITE METAL LANTERN", -2, 3390, *tail], ["e-6", "22", "x", 1, 100]]
+    assert [len(line) for line in written] == [10, 5, 10, 5, 10, 5]  # a null customer shared too
+    whole = docs["536365"].lines()
+    assert whole[1] == ["e-6", "22", "x", 1, 100, *tail] and all(len(line) == 10 for line in whole)
+    assert docs["536365"].lines_json == document_of(whole)
+    assert lines_of(document_of(whole)) == whole
+    assert lines_of(orjson.dumps(whole)) == whole  # documents from before: every line whole
 
 
 def test_figures_are_exact_and_match_the_ones_computed_from_the_lines():

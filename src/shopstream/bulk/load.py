@@ -97,27 +97,106 @@ class _Chunk:
     rows: int
     parsed: ParsedChunk
     fresh: pa.Table  # the accepted lines not held by the sinks yet
+    warehouse: Future | None = None  # done once the warehouse holds all of it
+
+
+# DuckDB writes an insert of whole row groups (122,880 rows) straight to the database file;
+# the rows of a smaller one go through its WAL and are compressed again at the checkpoint.
+# So the warehouse is written in whole row groups: for the reference file ~30 % less of
+# its CPU, 88 -> 19 MB written, and a final checkpoint of 0.06 s instead of ~0.35 s.
+WAREHOUSE_ROWS = 122_880
+
+
+@dataclass
+class _Unwritten:
+    rows: int  # of one chunk, not in the warehouse yet
+    future: Future = field(default_factory=Future)
+
+
+class _RowGroups:
+    """A bulk load's lines to the warehouse in writes of exactly WAREHOUSE_ROWS rows (a
+    chunk may straddle two writes), what is left when asked (`flush`). A chunk's future
+    is done once every row of it is written. Called from one thread; writes run on `pool`."""
+
+    def __init__(self, write: Callable[[pa.Table], int], pool: ThreadPoolExecutor) -> None:
+        self._write, self._pool = write, pool
+        self._pieces: list[tuple[pa.Table, _Unwritten]] = []  # not handed to the pool yet
+        self._rows = 0
+
+    def add(self, table: pa.Table) -> Future:
+        unwritten = _Unwritten(table.num_rows)
+        self._pieces.append((table, unwritten))
+        self._rows += table.num_rows
+        while self._rows >= WAREHOUSE_ROWS:
+            self._submit(WAREHOUSE_ROWS)
+        return unwritten.future
+
+    def holds(self, future: Future | None) -> bool:
+        """Whether rows of the chunk of `future` wait for a later write."""
+        return any(unwritten.future is future for _, unwritten in self._pieces)
+
+    def flush(self) -> None:
+        if self._rows:
+            self._submit(self._rows)
+
+    def _submit(self, rows: int) -> None:
+        taken, left = [], rows
+        while left:
+            table, unwritten = self._pieces[0]
+            if table.num_rows <= left:
+                taken.append(self._pieces.pop(0))
+                left -= table.num_rows
+            else:
+                taken.append((table.slice(0, left), unwritten))
+                self._pieces[0] = (table.slice(left), unwritten)
+                left = 0
+        self._rows -= rows
+        self._pool.submit(self._run, taken)
+
+    def _run(self, taken: list[tuple[pa.Table, _Unwritten]]) -> None:
+        try:
+            self._write(pa.concat_tables([table for table, _ in taken]))
+        except BaseException as error:
+            for _, unwritten in taken:
+                if not unwritten.future.done():
+                    unwritten.future.set_exception(error)
+            return
+        for table, unwritten in taken:
+            unwritten.rows -= table.num_rows
+            if not unwritten.rows and not unwritten.future.done():
+                unwritten.future.set_result(None)
 
 
 class _Sinks:
     """One thread per sink, so each runs ahead at its own pace; a ledger thread takes the
-    chunks in order and records each once every sink holds it."""
+    chunks in order and records each once every sink holds it. The warehouse is written
+    in whole row groups (_RowGroups), and what it holds when the loader is about to wait
+    for one of the chunks held, or at the end."""
 
     def __init__(self, container: Container) -> None:
         self.container = container
-        sinks = (("lake", lambda batch_id, t: container.lake.write(batch_id, t)),
-                 ("store", lambda batch_id, t: container.store.write(t)),
-                 ("warehouse", lambda batch_id, t: container.warehouse.write(t)))
         # one thread per sink: each keeps one connection (and one page cache)
-        self.sinks = [(ThreadPoolExecutor(1, thread_name_prefix=f"bulk-{name}"), write) for name, write in sinks]
-        self.warehouse_thread = self.sinks[2][0]
+        self.lake = ThreadPoolExecutor(1, thread_name_prefix="bulk-lake")
+        self.store = ThreadPoolExecutor(1, thread_name_prefix="bulk-store")
+        self.warehouse = ThreadPoolExecutor(1, thread_name_prefix="bulk-warehouse")
         self.after = ThreadPoolExecutor(1, thread_name_prefix="bulk-ledger")
+        self.row_groups = _RowGroups(lambda table: container.warehouse.write(table), self.warehouse)
 
     def write(self, batch_id: str, chunk: _Chunk) -> Future:
         """The future says how many lines were new, once the ledger has them."""
-        writes = ([pool.submit(write, batch_id, chunk.fresh) for pool, write in self.sinks]
-                  if chunk.fresh.num_rows else [])
+        writes = []
+        if chunk.fresh.num_rows:
+            chunk.warehouse = self.row_groups.add(chunk.fresh)
+            writes = [self.lake.submit(self.container.lake.write, batch_id, chunk.fresh),
+                      self.store.submit(self.container.store.write, chunk.fresh), chunk.warehouse]
         return self.after.submit(self._accept, chunk, writes)
+
+    def holds(self, chunk: _Chunk) -> bool:
+        """Whether the warehouse holds some of the chunk's rows back for a later write."""
+        return self.row_groups.holds(chunk.warehouse)
+
+    def flush(self) -> None:
+        self.row_groups.flush()
 
     def _accept(self, chunk: _Chunk, writes: list[Future]) -> int:
         for write in writes:
@@ -131,10 +210,10 @@ class _Sinks:
         """Wait for every write. The warehouse publishes (refreshing the marts) and lets go
         of its file as soon as its own writes are done, while the other sinks finish theirs;
         also when stopping half way (the warehouse-loader may be waiting for its turn)."""
-        published = self.warehouse_thread.submit(self.container.warehouse.publish)
-        for pool, _ in self.sinks:
+        self.flush()
+        published = self.warehouse.submit(self.container.warehouse.publish)
+        for pool in (self.lake, self.store, self.warehouse, self.after):
             pool.shutdown()
-        self.after.shutdown()
         published.result()
 
 
@@ -237,7 +316,10 @@ def load_file(
                 raise LoadInterrupted(f"{path}: stopped after {summary.rows:,} rows")
             pending.append((sinks.write(f"{digest[:16]}-r{item.first_row:012d}", item), item))
             while len(pending) >= IN_FLIGHT or (pending and pending[0][0].done()):
+                if not pending[0][0].done() and sinks.holds(pending[0][1]):
+                    sinks.flush()  # about to wait for a chunk the warehouse is holding
                 account(pending.popleft())
+        sinks.flush()
         while pending:
             account(pending.popleft())
     finally:

@@ -69,7 +69,7 @@ def bulk_load(
     files: Annotated[list[str], typer.Argument(
         help="CSV or CSV.gz (reference or Kaggle format), XLSX or Parquet files; s3:// URIs on the aws profile")],
     data_dir: DataDir = None,
-    chunk_rows: Annotated[int, typer.Option(min=1000, max=2_000_000, help="rows per chunk (bounds memory)")] = 50_000,
+    chunk_rows: Annotated[int, typer.Option(min=1000, max=2_000_000, help="rows per chunk (bounds memory)")] = 61_440,  # readers.CHUNK_ROWS
 ) -> None:
     """Load files straight into the raw lake, the store and the warehouse (loading twice stores once)."""
     from shopstream.bootstrap import Container

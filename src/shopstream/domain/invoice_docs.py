@@ -5,6 +5,13 @@ docs/data-model.md): the header figures the invoice API lists, and the lines as 
 array of arrays in LINE_FIELDS order, in arrival order. A line is counted iff its event
 id is among the document's lines, which makes every write idempotent.
 
+A line's last five fields (date, customer, country, received_at, source) are nearly
+always its invoice's, so a line that shares all five with the line before it leaves
+them out: `[event_id, stock_code, description, quantity, unit_price_milli]`. That makes
+documents ~2.5x smaller (~150 -> ~60 bytes a line), which is what a bulk load's store
+writes and a lookup reads; `lines_of` puts them back. Documents written before this
+have every line whole, and read back the same.
+
 `invoice_docs` builds a batch's documents with Arrow kernels (no Python object per
 line: for a bulk load that is most of the store's cost); `merged` adds a batch's lines
 to a stored document, in Python, for the (few) invoices that span batches.
@@ -26,6 +33,7 @@ from shopstream.domain.views import InvoiceLineView
 LINE_FIELDS = ("event_id", "stock_code", "description", "quantity", "unit_price_milli", "invoice_date",
                "customer_id", "country", "received_at", "source")
 _EVENT_ID, _STOCK_CODE, _DESCRIPTION, _QUANTITY, _PRICE, _DATE, _CUSTOMER, _COUNTRY = range(8)
+_SHARED = _DATE  # fields from here on may be left to the line before
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,23 @@ class InvoiceDoc:
     figures: InvoiceFigures
 
     def lines(self) -> list[list]:
-        return orjson.loads(self.lines_json)
+        return lines_of(self.lines_json)
+
+
+def lines_of(document: str | bytes) -> list[list]:
+    """A stored document's lines, each whole."""
+    lines = orjson.loads(document)
+    for i in range(1, len(lines)):
+        if len(lines[i]) == _SHARED:
+            lines[i] = lines[i] + lines[i - 1][_SHARED:]
+    return lines
+
+
+def document_of(lines: list[list]) -> str:
+    """Whole lines as a stored document: a line that shares its last fields with the line
+    before leaves them out (what invoice_docs builds with Arrow, too)."""
+    return orjson.dumps([line if i == 0 or line[_SHARED:] != lines[i - 1][_SHARED:] else line[:_SHARED]
+                         for i, line in enumerate(lines)]).decode()
 
 
 def is_sale(invoice_no: str, quantity: int, unit_price_milli: int) -> bool:
@@ -80,7 +104,7 @@ def merged(doc: InvoiceDoc, stored: list[list]) -> tuple[InvoiceDoc, int] | None
     if not new:
         return None
     lines = stored + new
-    return InvoiceDoc(doc.invoice_no, orjson.dumps(lines).decode(), figures_of(doc.invoice_no, lines)), len(new)
+    return InvoiceDoc(doc.invoice_no, document_of(lines), figures_of(doc.invoice_no, lines)), len(new)
 
 
 def line_views(lines: list[list]) -> list[InvoiceLineView]:
@@ -94,7 +118,7 @@ def line_views(lines: list[list]) -> list[InvoiceLineView]:
 def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
     """One document per invoice of `table` (event ids distinct), its lines in table order.
 
-    The JSON is what orjson.dumps makes of the same lists (tests/unit check it), so
+    The JSON is what document_of makes of the same lists (tests/unit check it), so
     documents built here and merged ones read back alike."""
     if table.num_rows == 0:
         return []
@@ -102,10 +126,11 @@ def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
     invoices = pc.dictionary_encode(table["invoice_no"].chunk(0))  # codes in order of first appearance
     codes = invoices.indices
     # each invoice's lines together, in table order (a stable sort of small integers)
-    grouped = table.select(LINE_FIELDS).take(pc.sort_indices(codes))
+    order = pc.sort_indices(codes)
+    grouped = table.select(LINE_FIELDS).take(order)
     figures = _figures(table, codes)  # one row per code, in code order: the order of the groups
     offsets = pa.concat_arrays([pa.array([0], pa.int64()), flat(pc.cumulative_sum(figures["line_count"]))])
-    lines = flat(pc.binary_join_element_wise(*_line_json_parts(grouped), ""))
+    lines = flat(pc.binary_join_element_wise(*_line_json_parts(grouped, _shares_with_previous(grouped, codes.take(order))), ""))
     docs = pc.binary_join_element_wise("[", pc.binary_join(pa.LargeListArray.from_arrays(offsets, lines), ","),
                                        "]", "")
     columns = [figures[name].to_pylist() for name in InvoiceFigures.__slots__]
@@ -113,13 +138,37 @@ def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
             for no, doc, f in zip(invoices.dictionary.to_pylist(), docs.to_pylist(), zip(*columns))]
 
 
-def _line_json_parts(t: pa.Table) -> list:
+def _line_json_parts(t: pa.Table, shared: pa.Array) -> list:
     """The pieces of each line's JSON array, to join element-wise (event ids need no
-    escaping: letters, digits and . _ : - only)."""
+    escaping: letters, digits and . _ : - only). The last fields' text is built only for
+    the lines that do not share them (about one per invoice)."""
+    own = pc.invert(shared)
+    tail = t.filter(own)
+    tails = pc.binary_join_element_wise(
+        ',"', timestamp_texts(tail["invoice_date"]), '",', _json_text(tail["customer_id"]), ",",
+        _json_text(tail["country"]), ',"', timestamp_texts(tail["received_at"]), '",', _json_text(tail["source"]), "")
+    tails = pc.replace_with_mask(pa.repeat(pa.scalar("", pa.string()), t.num_rows), own, tails)
     return ['["', t["event_id"], '",', _json_text(t["stock_code"]), ",", _json_text(t["description"]), ",",
-            t["quantity"].cast(pa.string()), ",", t["unit_price_milli"].cast(pa.string()), ',"',
-            timestamp_texts(t["invoice_date"]), '",', _json_text(t["customer_id"]), ",", _json_text(t["country"]),
-            ',"', timestamp_texts(t["received_at"]), '",', _json_text(t["source"]), "]"]
+            t["quantity"].cast(pa.string()), ",", t["unit_price_milli"].cast(pa.string()), tails, "]"]
+
+
+def _shares_with_previous(t: pa.Table, codes: pa.Array) -> pa.Array:
+    """Whether each line's last fields (as written: dates to the second) are the line
+    before's, in the same invoice (`codes`: each line's invoice; lines grouped by it)."""
+    n = t.num_rows
+    if n < 2:
+        return pa.repeat(False, n)
+    same = pc.equal(codes[1:], codes[:-1])
+    for name in LINE_FIELDS[_SHARED:]:
+        column = flat(t[name])
+        if pa.types.is_timestamp(column.type):
+            column = pc.floor_temporal(column, unit="second")
+        before, after = column[:-1], column[1:]
+        equal = pc.equal(after, before)
+        if column.null_count:  # null = null here
+            equal = pc.if_else(pc.and_(pc.is_null(after), pc.is_null(before)), True, pc.fill_null(equal, False))
+        same = pc.and_(same, equal)
+    return pa.concat_arrays([pa.array([False]), same])
 
 
 def _json_text(column: pa.ChunkedArray) -> pa.Array:

@@ -24,12 +24,11 @@ import zlib
 from datetime import datetime
 from typing import Any
 
-import orjson
 
 from shopstream.adapters.aws.clients import Aws, batch_get, error_code, n, paginate, s
 from shopstream.adapters.aws.resources import CUSTOMER_INDEX, HEADER_BUCKETS, HEADERS_INDEX
 from shopstream.domain.columnar import EventTable, first_occurrences
-from shopstream.domain.invoice_docs import InvoiceDoc, invoice_docs, line_views, merged
+from shopstream.domain.invoice_docs import InvoiceDoc, invoice_docs, line_views, lines_of, merged
 from shopstream.domain.line import Totals
 from shopstream.domain.views import (
     CustomerSummary,
@@ -56,7 +55,7 @@ def _header_view(item: dict) -> InvoiceHeader:
 
 
 def _lines(item: dict | None) -> list[list]:
-    return orjson.loads(zlib.decompress(item["lines"]["B"])) if item else []
+    return lines_of(zlib.decompress(item["lines"]["B"])) if item else []
 
 
 class DynamoStore:

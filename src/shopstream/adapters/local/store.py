@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from shopstream.adapters.local.sqlite import PerThread, transaction
 from shopstream.domain.columnar import EVENT_SCHEMA, EventTable, first_occurrences
-from shopstream.domain.invoice_docs import InvoiceDoc, invoice_docs, line_views, merged
+from shopstream.domain.invoice_docs import InvoiceDoc, invoice_docs, line_views, lines_of, merged
 from shopstream.domain.line import Totals
 from shopstream.domain.views import (
     CustomerSummary,
@@ -103,7 +103,7 @@ class SqliteStore:
         new, changed = 0, []
         for doc in docs:
             if doc.invoice_no in stored:  # an invoice spanning batches, or a replay
-                merge = merged(doc, orjson.loads(stored[doc.invoice_no]))
+                merge = merged(doc, lines_of(stored[doc.invoice_no]))
                 if merge is None:
                     continue
                 doc, added = merge
@@ -130,7 +130,7 @@ class SqliteStore:
             "WHERE invoice_no = ?", (invoice_no,)).fetchone()
         if row is None:
             return None
-        return Invoice(_header(row[:6]), line_views(orjson.loads(row[6])))
+        return Invoice(_header(row[:6]), line_views(lines_of(row[6])))
 
     def customer(self, customer_id: str) -> CustomerSummary | None:
         row = self._db.get().execute(

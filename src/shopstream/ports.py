@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shopstream.domain.columnar import EventTable, table_to_events
+from shopstream.domain.invoice_docs import InvoiceDoc
 from shopstream.domain.line import DeadLetter, Event, Totals
 from shopstream.domain.views import CustomerSummary, Invoice, InvoicePage
 from shopstream.domain.views import InvalidCursor as InvalidCursor  # defined beside the cursor codec
@@ -116,6 +117,10 @@ class Store(Protocol):
 
     def write(self, table: EventTable) -> int:
         """Returns how many lines were new."""
+
+    def write_documents(self, docs: list[InvoiceDoc]) -> int:
+        """`write` of the lines these documents were built from (domain.invoice_docs): a
+        bulk load builds the next chunk's documents while the store writes the last ones."""
 
     def invoice(self, invoice_no: str) -> Invoice | None: ...
 

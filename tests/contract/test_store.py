@@ -4,6 +4,7 @@ from datetime import datetime
 
 import pytest
 
+from shopstream.domain.invoice_docs import invoice_docs
 from shopstream.domain.line import Totals
 from shopstream.ports import InvalidCursor
 from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, ROWS, make_table
@@ -43,6 +44,15 @@ def test_an_invoice_growing_across_batches(store):
     store.write(make_table(ROWS[1:2], prefix="later"))
     header = store.invoice("536365").header
     assert (header.line_count, header.total_milli) == (2, 35_640)
+
+
+def test_documents_built_ahead_are_written_like_their_lines(store):
+    table = make_table()
+    assert store.write_documents(invoice_docs(table.slice(0, 3))) == 3  # as a bulk load writes
+    assert store.write_documents(invoice_docs(table)) == FIXTURE_LINES - 3
+    assert store.write(table) == 0 and store.write_documents([]) == 0
+    assert store.totals() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
+    assert [line.event_id for line in store.invoice("536366").lines] == ["e-2", "e-3"]
 
 
 def test_customer_summary(store):

@@ -184,9 +184,12 @@ def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:
                    pc.and_(pc.greater(quantity, 0), pc.greater(price, 0)))
     per_invoice = pa.table({
         "code": codes, "customer": t["customer_id"], "country": t["country"],
-        "date": timestamp_texts(t["invoice_date"]), "total": total, "gross": pc.if_else(sale, total, 0),
+        "date": t["invoice_date"], "total": total, "gross": pc.if_else(sale, total, 0),
     }).group_by("code", use_threads=False).aggregate(
         [("customer", "min"), ("country", "min"), ("date", "min"), ("total", "count"), ("total", "sum"),
          ("gross", "sum")]).sort_by("code")
+    # the earliest timestamp, as text: what the smallest text would be (~3x cheaper per line)
+    per_invoice = per_invoice.set_column(per_invoice.schema.get_field_index("date_min"), "date_min",
+                                         timestamp_texts(per_invoice["date_min"]))
     names = ["customer_min", "country_min", "date_min", "total_count", "total_sum", "gross_sum"]
     return per_invoice.select(names).rename_columns(list(InvoiceFigures.__slots__))

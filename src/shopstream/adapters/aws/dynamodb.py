@@ -73,10 +73,15 @@ class DynamoStore:
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0
-        docs = {doc.invoice_no: doc for doc in invoice_docs(first_occurrences(table, set()))}
+        return self.write_documents(invoice_docs(first_occurrences(table, set())))
+
+    def write_documents(self, docs: list[InvoiceDoc]) -> int:
+        if not docs:
+            return 0
+        by_invoice = {doc.invoice_no: doc for doc in docs}
         items = {item["invoice_no"]["S"]: item
-                 for item in batch_get(self.aws, self.table, [_key(no) for no in docs])}
-        return sum(self.aws.map(lambda no: self._add(docs[no], items.get(no)), sorted(docs)))
+                 for item in batch_get(self.aws, self.table, [_key(no) for no in by_invoice])}
+        return sum(self.aws.map(lambda no: self._add(by_invoice[no], items.get(no)), sorted(by_invoice)))
 
     def _add(self, doc: InvoiceDoc, item: dict | None) -> int:
         """Add the document's lines the stored invoice does not have yet; returns how many it added."""

@@ -89,7 +89,11 @@ class SqliteStore:
     def write(self, table: EventTable) -> int:
         if table.num_rows == 0:
             return 0
-        docs = invoice_docs(first_occurrences(table, set()))  # outside the transaction: most of the work
+        return self.write_documents(invoice_docs(first_occurrences(table, set())))  # outside the transaction
+
+    def write_documents(self, docs: list[InvoiceDoc]) -> int:
+        if not docs:
+            return 0
         conn = self._db.get()
         with transaction(conn, immediate=True):
             return self._put(conn, docs)

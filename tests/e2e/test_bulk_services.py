@@ -164,10 +164,10 @@ def test_a_load_that_fails_in_a_sink_leaves_the_file_for_the_next_tick(tmp_path,
     write_csv(data / "inbox" / "day.csv", 1_000, seed=11)
     c = Container(Settings(data_dir=data, snapshot_interval_seconds=3600))
 
-    def outage(table):
+    def outage(docs):
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(c.store, "write", outage)  # the store is down for this tick
+    monkeypatch.setattr(c.store, "write_documents", outage)  # the store is down for this tick
     assert scan_once(inbox, c) == []
     assert (data / "inbox" / "day.csv").exists() and list((data / "inbox" / "failed").iterdir()) == []
     monkeypatch.undo()
@@ -188,10 +188,10 @@ def test_a_file_that_keeps_failing_in_a_sink_goes_to_failed_after_the_last_attem
     write_csv(data / "inbox" / "poison.csv", 1_000, seed=12)
     c = Container(Settings(data_dir=data, snapshot_interval_seconds=3600, bulk_max_attempts=3))
 
-    def broken(table):
+    def broken(docs):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(c.store, "write", broken)  # fails on every tick
+    monkeypatch.setattr(c.store, "write_documents", broken)  # fails on every tick
     failures = Counter()
     for _ in range(2):
         assert scan_once(inbox, c, failures=failures) == []

@@ -92,3 +92,18 @@ def test_while_lines_keep_coming_the_marts_catch_up_on_their_interval_and_when_i
     writer.publish()  # what the loader does when it is idle
     assert marts(reader) == rebuilt
     writer.close()
+
+
+def test_duckdbs_top_product_per_bucket_is_the_portable_querys(tmp_path):
+    from shopstream.domain.metrics import GRAINS, _top_product_per_bucket
+
+    tie = [("536999", "22222", "TIE A", 7, "2010-12-01 08:26:00", "1.00", "17850", "United Kingdom"),
+           ("536999", "11111", "TIE B", 7, "2010-12-01 08:26:00", "1.00", "17850", "United Kingdom")]
+    path = tmp_path / "warehouse.duckdb"
+    duckdb_warehouse(path, fixture.ROWS + tie).close()
+    reader = DuckDBSnapshotReader(path)
+    for grain in GRAINS:
+        portable = sorted(reader.query(_top_product_per_bucket(grain)))
+        assert sorted(reader.query(_top_product_per_bucket(grain, dialect="duckdb"))) == portable, grain
+        assert portable
+    reader.close()

@@ -118,9 +118,21 @@ def _grain(grain: str) -> str:
     return grain
 
 
-def _top_product_per_bucket(grain: str, where: str = "") -> str:
-    """SELECT bucket, stock_code, quantity: the top-1 product of each bucket at `grain`."""
+def _top_product_per_bucket(grain: str, where: str = "", dialect: str = "ansi") -> str:
+    """SELECT bucket, stock_code, quantity: the top-1 product of each bucket at `grain`
+    (most units; ties: the smallest code). `dialect="duckdb"`: the same rows by DuckDB's
+    arg_min, one aggregate instead of a window over every (bucket, product): ~2.5x faster,
+    which a bulk load's final refresh waits for (tests/analytics compare it with PostgreSQL's)."""
     unit = _grain(grain)
+    if dialect == "duckdb":
+        return f"""
+SELECT bucket, arg_min(stock_code, (-quantity, stock_code)) AS stock_code, MAX(quantity) AS quantity FROM (
+    SELECT date_trunc('{unit}', invoice_date) AS bucket, stock_code, SUM(quantity) AS quantity
+    FROM {FACT_TABLE}
+    WHERE {_SALE_PRODUCT}{where}
+    GROUP BY date_trunc('{unit}', invoice_date), stock_code
+) per_product
+GROUP BY bucket"""
     return f"""
 SELECT bucket, stock_code, quantity FROM (
     SELECT bucket, stock_code, quantity,
@@ -360,20 +372,25 @@ A customer's cohort is the month of their first invoice (of any kind) in the per
 
 # -- refreshing the marts ------------------------------------------------------------
 
-def _top_product_refresh(grain: str) -> tuple[str, str]:
+def _top_product_refresh(grain: str, dialect: str) -> tuple[str, str]:
     since = f"date_trunc('{grain}', CAST(:since AS TIMESTAMP))"
     return (
         f"DELETE FROM mart_top_product_per_bucket WHERE grain = '{grain}' AND bucket >= {since}",
         (f"INSERT INTO mart_top_product_per_bucket SELECT '{grain}', bucket, stock_code, quantity FROM ("
-         f"{_top_product_per_bucket(grain, f' AND invoice_date >= {since}')}) top"),
+         f"{_top_product_per_bucket(grain, f' AND invoice_date >= {since}', dialect)}) top"),
     )
 
 
 _TOUCHED_INVOICES = f"SELECT invoice_no FROM {FACT_TABLE} WHERE invoice_date >= :since"
 
-MART_REFRESH = (
-    "DELETE FROM mart_sales_by_time WHERE invoice_date >= :since",
-    f"""INSERT INTO mart_sales_by_time
+def mart_refresh(dialect: str = "ansi") -> tuple[str, ...]:
+    """Brings the marts up to date after lines with invoice_date >= :since were added (run
+    in one transaction; `:since` = EARLIEST rebuilds everything). Only buckets and invoices
+    at or after `since` are recomputed, so a stream of current sales refreshes cheaply.
+    `dialect`: "ansi" (PostgreSQL, Redshift) or "duckdb" (see _top_product_per_bucket)."""
+    return (
+        "DELETE FROM mart_sales_by_time WHERE invoice_date >= :since",
+        f"""INSERT INTO mart_sales_by_time
 SELECT invoice_date,
        SUM(line_total),
        SUM(CASE WHEN is_sale THEN line_total ELSE 0 END),
@@ -382,8 +399,8 @@ SELECT invoice_date,
 FROM {FACT_TABLE}
 WHERE invoice_date >= :since
 GROUP BY invoice_date""",
-    f"DELETE FROM mart_invoice WHERE invoice_no IN ({_TOUCHED_INVOICES})",
-    f"""INSERT INTO mart_invoice
+        f"DELETE FROM mart_invoice WHERE invoice_no IN ({_TOUCHED_INVOICES})",
+        f"""INSERT INTO mart_invoice
 SELECT invoice_no, customer_id, country, invoice_date, total, gross_sales, lines, is_cancellation, is_adjustment,
        ROW_NUMBER() OVER (PARTITION BY invoice_no ORDER BY customer_id NULLS LAST, country) = 1,
        SUM(total) OVER (PARTITION BY invoice_no),
@@ -401,8 +418,8 @@ FROM (
     GROUP BY line.invoice_no, line.customer_id, line.country, invoice.invoice_date,
              line.is_cancellation, line.is_adjustment
 ) parts""",
-    "DELETE FROM mart_product_name",
-    f"""INSERT INTO mart_product_name
+        "DELETE FROM mart_product_name",
+        f"""INSERT INTO mart_product_name
 SELECT stock_code, description FROM (
     SELECT stock_code, description,
            ROW_NUMBER() OVER (PARTITION BY stock_code ORDER BY uses DESC, description) AS position
@@ -414,20 +431,21 @@ SELECT stock_code, description FROM (
     ) used
 ) ranked
 WHERE position = 1""",
-    "DELETE FROM mart_top_products",
-    f"""INSERT INTO mart_top_products
+        "DELETE FROM mart_top_products",
+        f"""INSERT INTO mart_top_products
 SELECT ROW_NUMBER() OVER (ORDER BY quantity DESC, stock_code), stock_code, quantity
 FROM (SELECT stock_code, SUM(quantity) AS quantity FROM {FACT_TABLE} WHERE {_SALE_PRODUCT} GROUP BY stock_code) sold""",
-    *(statement for grain in GRAINS for statement in _top_product_refresh(grain)),
-    "DELETE FROM mart_rfm",
-    f"""INSERT INTO mart_rfm
+        *(statement for grain in GRAINS for statement in _top_product_refresh(grain, dialect)),
+        "DELETE FROM mart_rfm",
+        f"""INSERT INTO mart_rfm
 SELECT * FROM ({_rfm_scores(f"(SELECT MAX(invoice_date) FROM {FACT_TABLE})", "1 = 1")}) rfm""",
-    "DELETE FROM mart_meta",
-    f"INSERT INTO mart_meta SELECT {MARTS_VERSION}, COUNT(*), MIN(invoice_date), MAX(invoice_date) FROM {FACT_TABLE}",
-)
-"""Brings the marts up to date after lines with invoice_date >= :since were added (run
-in one transaction; `:since` = EARLIEST rebuilds everything). Only buckets and invoices
-at or after `since` are recomputed, so a stream of current sales refreshes cheaply."""
+        "DELETE FROM mart_meta",
+        f"INSERT INTO mart_meta SELECT {MARTS_VERSION}, COUNT(*), MIN(invoice_date), MAX(invoice_date) FROM {FACT_TABLE}",
+    )
+
+
+MART_REFRESH = mart_refresh()
+MART_REFRESH_DUCKDB = mart_refresh("duckdb")
 
 # -- pure helpers --------------------------------------------------------------------
 

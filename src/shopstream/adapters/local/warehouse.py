@@ -33,7 +33,7 @@ from shopstream.domain.line import Totals
 from shopstream.domain.metrics import (
     EARLIEST,
     MART_DDL,
-    MART_REFRESH,
+    MART_REFRESH_DUCKDB,
     MART_TABLES,
     MARTS_STATE,
     MARTS_VERSION,
@@ -211,7 +211,7 @@ class DuckDBWarehouse:
         conn = self._open()
         conn.execute("BEGIN")
         try:
-            for statement in MART_REFRESH:
+            for statement in MART_REFRESH_DUCKDB:
                 conn.execute(*_bind(statement, {"since": since}))
             conn.execute("COMMIT")
         except BaseException:

@@ -102,10 +102,10 @@ def test_holds_prefix_tells_whether_a_file_was_accepted_before(stream):
 FILE = "f0123456789abcdef-"  # a file's event id prefix (file_event_id): rows 1, 2, ...
 
 
-def file_events(rows: list[int]):
-    """Lines whose ids are rows of one file, as a bulk load gives them."""
-    events = make_events(ROWS * 2)
-    return [replace(events[row - 1], event_id=f"{FILE}{row}") for row in rows]
+def file_events(rows):
+    """Lines whose ids are rows of one file, as a bulk load or `send` gives them."""
+    events = make_events(ROWS * 8)
+    return [replace(events[(row - 1) % len(events)], event_id=f"{FILE}{row}") for row in rows]
 
 
 def totals_of(events) -> Totals:
@@ -113,25 +113,34 @@ def totals_of(events) -> Totals:
 
 
 def test_a_files_rows_are_accepted_once_whichever_way_they_come(stream):
-    loaded = file_events([1, 2, 3, 5, 6])  # row 4 a dead letter, say
-    assert stream.record_accepted(events_to_table(loaded)) == 5
+    loaded = file_events([row for row in range(1, 41) if row != 4])  # row 4 a dead letter, say
+    assert stream.record_accepted(events_to_table(loaded)) == 39
     assert stream.accepted() == totals_of(loaded)
     assert stream.record_accepted(events_to_table(loaded)) == 0  # a re-run
-    every = file_events(list(range(1, 9)))
+    every = file_events(range(1, 49))
     assert stream.accepted_among([e.event_id for e in every] + [f"{FILE}04", f"{FILE}0", "f-1"]) == {
         e.event_id for e in loaded}
     sent = stream.append(events_to_table(every))  # `send` of the same file afterwards
-    assert sent.appended == 3 and sent.duplicates == {e.event_id for e in loaded}
+    assert sent.appended == 9 and sent.duplicates == {e.event_id for e in loaded}
     assert stream.accepted() == totals_of(every)
-    assert stream.record_accepted(events_to_table(file_events([6, 7, 8]))) == 0  # known both ways
+    assert stream.record_accepted(events_to_table(file_events(range(38, 49)))) == 0  # known both ways
     assert stream.accepted() == totals_of(every)
     assert stream.holds_prefix(FILE) is not False and stream.holds_prefix("f0123456789abcdee-") is not True
 
 
 def test_chunks_of_a_file_next_to_and_across_each_other(stream):
-    assert stream.record_accepted(events_to_table(file_events([1, 2, 3]))) == 3
-    assert stream.record_accepted(events_to_table(file_events([4, 5, 6]))) == 3
-    assert stream.record_accepted(events_to_table(file_events([2, 3, 4, 5, 7]))) == 1  # chunked otherwise
-    assert stream.accepted() == totals_of(file_events(list(range(1, 8))))
-    assert stream.append(events_to_table(file_events(list(range(1, 11))))).appended == 3
-    assert stream.accepted() == totals_of(file_events(list(range(1, 11))))
+    assert stream.record_accepted(events_to_table(file_events(range(1, 21)))) == 20
+    assert stream.record_accepted(events_to_table(file_events(range(21, 41)))) == 20
+    assert stream.record_accepted(events_to_table(file_events([*range(10, 31), 45]))) == 1  # chunked otherwise
+    assert stream.accepted() == totals_of(file_events([*range(1, 41), 45]))
+    assert stream.append(events_to_table(file_events(range(1, 61)))).appended == 19
+    assert stream.accepted() == totals_of(file_events(range(1, 61)))
+
+
+def test_blocks_of_a_file_sent_in_any_order_are_accepted_once(stream):
+    assert stream.append(events_to_table(file_events([*range(1, 21), *range(401, 421)]))).appended == 40
+    assert stream.append(events_to_table(file_events(range(21, 401)))).appended == 380
+    again = stream.append(events_to_table(file_events(range(15, 46))))  # a retried request
+    assert again.appended == 0 and again.duplicates == {f"{FILE}{row}" for row in range(15, 46)}
+    assert stream.accepted() == totals_of(file_events(range(1, 421)))
+    assert sum(b.table.num_rows for b in drain(stream.reader("g"), 1000)) == 420

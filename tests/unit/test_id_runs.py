@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from shopstream.adapters.local.id_runs import PrefixRuns, Run, as_run, file_rows
+from shopstream.adapters.local.id_runs import MAX_GAP, PrefixRuns, Run, as_runs, file_rows
 
 FILE = "f0123456789abcdef-"
 
@@ -14,19 +14,27 @@ def table(ids, quantity=2, price_milli=1500):
 
 
 def test_a_chunk_with_dead_letters_is_one_run_with_its_holes():
-    run = as_run(table([f"{FILE}{row}" for row in (7, 3, 4, 9, 5)]))
-    assert run == Run(FILE, 3, 9, [6, 8], 5, 5 * 3000)
-    assert run.row() == (FILE, 3, 9, "[6,8]", 5, 15000)
+    runs = as_runs(table([f"{FILE}{row}" for row in (7, *range(3, 5), 9, *range(10, 30))]))
+    assert runs == [Run(FILE, 3, 29, [5, 6, 8], 24, 24 * 3000)]
+    assert runs[0].row() == (FILE, 3, 29, "[5,6,8]", 24, 72000)
+
+
+def test_blocks_far_apart_are_runs_of_their_own():
+    far = 40 + MAX_GAP + 1
+    runs = as_runs(table([f"{FILE}{row}" for row in [*range(far, far + 20), *range(1, 40)]]))
+    assert [(run.first_row, run.last_row, run.lines) for run in runs] == [(1, 39, 39), (far, far + 19, 20)]
 
 
 def test_ids_that_are_not_one_files_rows_are_no_run():
-    assert as_run(table([])) is None
-    assert as_run(table(["e-1", "e-2"])) is None
-    assert as_run(table([f"{FILE}1", "f0123456789abcdee-2"])) is None  # two files
-    assert as_run(table([f"{FILE}1", f"{FILE}01"])) is None  # "01" is not how a row is written
-    assert as_run(table([f"{FILE}1", f"{FILE}x"])) is None
-    assert as_run(table([f"{FILE}1", f"{FILE}1"])) is None  # an id twice
-    assert as_run(table([f"{FILE}1", f"{FILE}100"])) is None  # more holes than rows
+    dense = [f"{FILE}{row}" for row in range(2, 40)]
+    assert as_runs(table(dense)) is not None
+    assert as_runs(table([])) is None
+    assert as_runs(table(["e-1", "e-2"])) is None
+    assert as_runs(table([*dense, "f0123456789abcdee-1"])) is None  # two files
+    assert as_runs(table([*dense, f"{FILE}01"])) is None  # "01" is not how a row is written
+    assert as_runs(table([*dense, f"{FILE}x"])) is None
+    assert as_runs(table([*dense, f"{FILE}5"])) is None  # an id twice
+    assert as_runs(table([f"{FILE}{row * 1000}" for row in range(1, 40)])) is None  # a run every row
 
 
 def test_runs_answer_for_their_rows_only():

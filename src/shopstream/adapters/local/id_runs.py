@@ -1,9 +1,10 @@
 """A file's accepted event ids as runs of row numbers, for the local ledger.
 
-A bulk load accepts a file's rows a chunk at a time, and their ids are the file's
-(`f<hash16>-<row>`, domain/events.py): 50,000 consecutive rows but for a few dead
-letters. Inserting each id in the ledger's B-tree cost ~1.3 µs a line (~0.7 CPU-s for
-the reference file, more than the raw lake's Parquet). A run keeps the same facts in
+A bulk load accepts a file's rows a chunk at a time, and `send` posts them in blocks;
+their ids are the file's (`f<hash16>-<row>`, domain/events.py): thousands of consecutive
+rows but for a few dead letters. Looking each id up in the ledger's B-tree and inserting
+it cost ~2 µs a line (~0.7 CPU-s of a bulk load of the reference file, ~1 s of the
+ingest API's single core for a send of it). A run keeps the same facts in
 one row: the file's id prefix, the first and last row, the rows in between that were
 not accepted (`missing`), and the run's line count and money. The ledger answers for
 both forms: an id is accepted iff it is a text row or inside a run and not missing.
@@ -41,8 +42,11 @@ _PREFIX = re.compile(r"f[0-9a-f]{16}-")
 PREFIX_LENGTH = 18
 # A row number as file_event_id writes it: no sign, no leading zero (so text <-> row is 1:1).
 _ROW = r"^[1-9][0-9]{0,17}$"
-# Runs with more holes than lines are kept as text rows instead (a sparse retry, say).
-_MAX_MISSING_SHARE = 1.0
+# A gap of more rows than this between two of a table's rows starts another run (a group
+# commit of requests that are not consecutive blocks of the file, say); smaller gaps (dead
+# letters) are kept in `missing`. A table that would need a run per few rows stays text.
+MAX_GAP = 256
+_MIN_LINES_PER_RUN = 16
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,9 @@ class Run:
                 self.amount_milli)
 
 
-def as_run(table: pa.Table) -> Run | None:
-    """The table's lines as one run: None unless every id is a row of one file, each once,
-    and the rows are dense enough for a run to be smaller than the ids."""
+def as_runs(table: pa.Table) -> list[Run] | None:
+    """The table's lines as runs of one file's rows (ascending): None unless every id is a
+    row of one file, each once, and the rows are dense enough for runs to be smaller."""
     ids = table["event_id"].combine_chunks()
     if len(ids) == 0:
         return None
@@ -71,18 +75,22 @@ def as_run(table: pa.Table) -> Run | None:
     suffixes = pc.utf8_slice_codeunits(ids, PREFIX_LENGTH)
     if not pc.all(pc.match_substring_regex(suffixes, _ROW)).as_py():
         return None
-    rows = suffixes.cast(pa.int64())
-    ordered = pc.sort_indices(rows)
-    rows = rows.take(ordered)
-    if len(rows) > 1 and pc.any(pc.equal(rows[1:], rows[:-1])).as_py():
+    order = pc.sort_indices(suffixes.cast(pa.int64()))
+    rows = suffixes.cast(pa.int64()).take(order).to_pylist()
+    amounts = pc.cumulative_sum(line_totals_milli(table).take(order)).to_pylist()
+    breaks = [i for i in range(1, len(rows)) if rows[i] - rows[i - 1] > MAX_GAP or rows[i] == rows[i - 1]]
+    if any(rows[i] == rows[i - 1] for i in breaks):
         return None  # an id given twice
-    first, last = rows[0].as_py(), rows[-1].as_py()
-    holes = (last - first + 1) - len(rows)
-    if holes > _MAX_MISSING_SHARE * len(rows):
+    if (len(breaks) + 1) * _MIN_LINES_PER_RUN > len(rows):
         return None
-    missing = sorted(set(range(first, last + 1)).difference(rows.to_pylist())) if holes else []
-    amount = pc.sum(line_totals_milli(table)).as_py() or 0
-    return Run(prefix, first, last, missing, len(rows), amount)
+    runs = []
+    for start, end in zip([0, *breaks], [*breaks, len(rows)]):
+        first, last = rows[start], rows[end - 1]
+        holes = last - first + 1 - (end - start)
+        missing = sorted(set(range(first, last + 1)).difference(rows[start:end])) if holes else []
+        amount = amounts[end - 1] - (amounts[start - 1] if start else 0)
+        runs.append(Run(prefix, first, last, missing, end - start, amount))
+    return runs
 
 
 def file_rows(ids: Iterable[str], prefixes: set[str]) -> dict[str, list[tuple[int, str]]]:

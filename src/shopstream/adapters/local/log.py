@@ -65,9 +65,7 @@ class LocalLog:
             return AppendResult(0)
         now = time.time()
         with self._lock, transaction(self._conn, immediate=True) as conn:
-            known = self._known(conn, table["event_id"].to_pylist())
-            fresh = first_occurrences(table, known)
-            conn.executemany("INSERT INTO ledger (event_id, amount_milli) VALUES (?, ?)", _ledger_rows(fresh))
+            fresh, known = _add_to_ledger(conn, table)
             conn.executemany(
                 "INSERT INTO records (partition, count, appended_at, payload) VALUES (?, ?, ?, ?)",
                 [(p, part.num_rows, now, to_ipc(part)) for p, part in by_partition(fresh, self.partitions)],
@@ -90,19 +88,8 @@ class LocalLog:
             return _holds_prefix(self._conn, prefix)
 
     def record_accepted(self, table: EventTable) -> int:
-        """A file's rows (a bulk load's chunk) as a run, unless the ledger holds some of its
-        ids already or a run around them: then id by id, skipping the ids it holds."""
-        run = id_runs.as_run(table)
         with self._lock, transaction(self._conn, immediate=True) as conn:
-            if run is not None and not _clashes(conn, run):
-                conn.execute("INSERT INTO ledger_runs (prefix, first_row, last_row, missing, lines, amount_milli) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", run.row())
-                return run.lines
-            fresh = first_occurrences(table, _known_in_runs(conn, table["event_id"].to_pylist()))
-            before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO ledger (event_id, amount_milli) VALUES (?, ?)",
-                             _ledger_rows(fresh))
-            return conn.total_changes - before
+            return _add_to_ledger(conn, table)[0].num_rows
 
     def reader(self, group: str) -> LocalLogReader:
         return LocalLogReader(self.path, group, self.synchronous)
@@ -144,12 +131,29 @@ def _holds_prefix(conn: sqlite3.Connection, prefix: str) -> bool:
     return bool(row[0])
 
 
-def _clashes(conn: sqlite3.Connection, run: id_runs.Run) -> bool:
-    """Whether the ledger may hold one of the run's ids: a text id of its file, or a run of
-    its file spanning some of the same row numbers (runs of a file never overlap)."""
+def _add_to_ledger(conn: sqlite3.Connection, table: EventTable) -> tuple[EventTable, set[str]]:
+    """Record the lines of `table` the ledger does not hold (each id once); returns them
+    and the ids it held. One file's rows (a bulk load's chunk, a `send` request) go in as
+    runs, without a lookup per id, when the ledger holds no text id of that file and no
+    run spanning their rows; anything else id by id."""
+    distinct = first_occurrences(table, set())
+    runs = id_runs.as_runs(distinct)
+    if runs is not None and not _holds_text_of(conn, runs[0].prefix):
+        held = _runs_of(conn, runs[0].prefix)
+        if not any(held.overlaps(run.first_row, run.last_row) for run in runs):
+            conn.executemany("INSERT INTO ledger_runs (prefix, first_row, last_row, missing, lines, amount_milli) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", [run.row() for run in runs])
+            return distinct, set()
+    known = LocalLog._known(conn, distinct["event_id"].to_pylist())
+    fresh = first_occurrences(distinct, known)
+    conn.executemany("INSERT INTO ledger (event_id, amount_milli) VALUES (?, ?)", _ledger_rows(fresh))
+    return fresh, known
+
+
+def _holds_text_of(conn: sqlite3.Connection, prefix: str) -> bool:
     (text,) = conn.execute("SELECT EXISTS (SELECT 1 FROM ledger WHERE event_id >= ? AND event_id < ?)",
-                           (run.prefix, _after(run.prefix))).fetchone()
-    return bool(text) or _runs_of(conn, run.prefix).overlaps(run.first_row, run.last_row)
+                           (prefix, _after(prefix))).fetchone()
+    return bool(text)
 
 
 def _runs_of(conn: sqlite3.Connection, prefix: str) -> id_runs.PrefixRuns:

@@ -400,23 +400,22 @@ FROM {FACT_TABLE}
 WHERE invoice_date >= :since
 GROUP BY invoice_date""",
         f"DELETE FROM mart_invoice WHERE invoice_no IN ({_TOUCHED_INVOICES})",
+        # an invoice's date is the earliest of its parts' (one scan, no self-join)
         f"""INSERT INTO mart_invoice
-SELECT invoice_no, customer_id, country, invoice_date, total, gross_sales, lines, is_cancellation, is_adjustment,
+SELECT invoice_no, customer_id, country, MIN(part_date) OVER (PARTITION BY invoice_no), total, gross_sales, lines,
+       is_cancellation, is_adjustment,
        ROW_NUMBER() OVER (PARTITION BY invoice_no ORDER BY customer_id NULLS LAST, country) = 1,
        SUM(total) OVER (PARTITION BY invoice_no),
        SUM(lines) OVER (PARTITION BY invoice_no),
        ROW_NUMBER() OVER (PARTITION BY invoice_no, customer_id ORDER BY country) = 1
 FROM (
-    SELECT line.invoice_no, line.customer_id, line.country, invoice.invoice_date,
-           SUM(line.line_total) AS total,
-           SUM(CASE WHEN line.is_sale THEN line.line_total ELSE 0 END) AS gross_sales,
-           COUNT(*) AS lines, line.is_cancellation, line.is_adjustment
-    FROM {FACT_TABLE} line
-    JOIN (SELECT invoice_no, MIN(invoice_date) AS invoice_date FROM {FACT_TABLE}
-          WHERE invoice_no IN ({_TOUCHED_INVOICES}) GROUP BY invoice_no) invoice
-      ON invoice.invoice_no = line.invoice_no
-    GROUP BY line.invoice_no, line.customer_id, line.country, invoice.invoice_date,
-             line.is_cancellation, line.is_adjustment
+    SELECT invoice_no, customer_id, country, MIN(invoice_date) AS part_date,
+           SUM(line_total) AS total,
+           SUM(CASE WHEN is_sale THEN line_total ELSE 0 END) AS gross_sales,
+           COUNT(*) AS lines, is_cancellation, is_adjustment
+    FROM {FACT_TABLE}
+    WHERE invoice_no IN ({_TOUCHED_INVOICES})
+    GROUP BY invoice_no, customer_id, country, is_cancellation, is_adjustment
 ) parts""",
         "DELETE FROM mart_product_name",
         f"""INSERT INTO mart_product_name

@@ -67,7 +67,7 @@ def as_runs(table: pa.Table) -> list[Run] | None:
     """The table's lines as runs of one file's rows (ascending): None unless every id is a
     row of one file, each once, and the rows are dense enough for runs to be smaller."""
     ids = table["event_id"].combine_chunks()
-    if len(ids) == 0:
+    if len(ids) < _MIN_LINES_PER_RUN:  # a single-line POST, say: not worth the checks
         return None
     prefix = ids[0].as_py()[:PREFIX_LENGTH]
     if not _PREFIX.fullmatch(prefix) or not pc.all(pc.starts_with(ids, prefix)).as_py():

@@ -3,7 +3,8 @@
     python bench/single_line.py [--seconds 15] [--connections 16]
 
 Runs wrk (Debian package `wrk`) for the same time against (1) a bare uvicorn endpoint
-that reads the body and returns 202, and (2) ingest-api on the local profile, each
+that reads the body and returns 202, (2) for reference, the same in FastAPI with the
+body's JSON decoded (what any FastAPI handler of a line costs), and (3) ingest-api on the local profile, each
 line a pandas-style JSON object without event_id. Prints requests/s and the ratio,
 and the server's CPU time per request (steadier than req/s on a shared machine).
 The consumers are not running: this measures what the API itself sustains.
@@ -76,7 +77,7 @@ def main() -> None:
         script = Path(tmp) / "post.lua"
         script.write_text(LUA % headers["Authorization"])
         results = {}
-        for name in ("bare uvicorn endpoint (baseline)", "ingest-api"):
+        for name in ("bare uvicorn endpoint (baseline)", "bare FastAPI endpoint (reference)", "ingest-api"):
             port = free_port()
             # auth on, with a rate limit no client here reaches: the limiter's cost is measured too
             env = dict(os.environ, SHOPSTREAM_DATA_DIR=str(Path(tmp) / "data"), SHOPSTREAM_INGEST_PORT=str(port),
@@ -84,7 +85,8 @@ def main() -> None:
             if name == "ingest-api":
                 server = serve(["-m", "shopstream", "service", "ingest-api"], env)
             else:
-                server = serve(["-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "_bare_app:app",
+                app = "_bare_app:app" if name.startswith("bare uvicorn") else "_fastapi_app:app"
+                server = serve(["-m", "uvicorn", "--app-dir", str(Path(__file__).parent), app,
                                 "--port", str(port), "--log-level", "warning", "--no-access-log"], env)
             try:
                 wait_up(f"http://127.0.0.1:{port}/")

@@ -224,6 +224,17 @@ class _Sinks:
         published.result()
 
 
+def _handed_over(to: queue.Queue, item: object, done: threading.Event) -> bool:
+    """Put `item` in the bounded queue, unless the load ends first (then False)."""
+    while not done.is_set():
+        try:
+            to.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _read_ahead(chunks: Iterator[RowChunk], done: threading.Event) -> Iterator[RowChunk]:
     """The chunks, read (inflated, split into columns) one ahead on a thread of their own
     while the caller validates the last: the reader paces the whole load, and its two
@@ -234,13 +245,7 @@ def _read_ahead(chunks: Iterator[RowChunk], done: threading.Event) -> Iterator[R
     def read() -> None:
         try:
             for chunk in chunks:
-                while not done.is_set():
-                    try:
-                        ahead.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if done.is_set():
+                if not _handed_over(ahead, chunk, done):
                     return
             ahead.put(end)
         except BaseException as error:  # raised where the chunk would have been
@@ -305,14 +310,7 @@ def load_file(
                     fresh = _not_held(container, parsed.table, first_load)
                 except Exception as error:  # the ledger failed, not the file
                     raise _LedgerFailed() from error
-                item = _Chunk(chunk.rows[0].as_py(), chunk.num_rows, parsed, fresh)
-                while not done.is_set():
-                    try:
-                        ready.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if done.is_set():
+                if not _handed_over(ready, _Chunk(chunk.rows[0].as_py(), chunk.num_rows, parsed, fresh), done):
                     return
             ready.put(None)
         except _LedgerFailed as failed:  # handed to the writing thread, which raises it

@@ -73,12 +73,15 @@ def estimated_lines(path: Path, sample_bytes: int = 1 << 20) -> int:
         while len(sample) < sample_bytes and not inflate.eof and (block := f.read(1 << 16)):
             sample += inflate.decompress(block)
             used += len(block)
-        if inflate.eof and not inflate.unused_data:  # read whole
+        if inflate.eof and not inflate.unused_data and not f.read(1):  # read whole
             return sample.count(b"\n")
         f.seek(-4, os.SEEK_END)
         wrapped = int.from_bytes(f.read(4), "little")
-    guess = size * len(sample) / max(1, used)
-    total = wrapped + round((guess - wrapped) / 2**32) * 2**32
+    guess = size * len(sample) / max(1, used - len(inflate.unused_data))
+    if inflate.eof:  # several gzip members (concatenated files): the trailer is the last one's
+        total = guess
+    else:
+        total = wrapped + round((guess - wrapped) / 2**32) * 2**32
     return round((total if total > 0 else guess) * sample.count(b"\n") / max(1, len(sample)))
 
 

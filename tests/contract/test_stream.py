@@ -126,6 +126,7 @@ def test_a_files_rows_are_accepted_once_whichever_way_they_come(stream):
     assert stream.record_accepted(events_to_table(file_events(range(38, 49)))) == 0  # known both ways
     assert stream.accepted() == totals_of(every)
     assert stream.holds_prefix(FILE) is not False and stream.holds_prefix("f0123456789abcdee-") is not True
+    assert stream.holds_prefix(f"{FILE}12") is not False and stream.holds_prefix(f"{FILE}99999") is not True
 
 
 def test_chunks_of_a_file_next_to_and_across_each_other(stream):

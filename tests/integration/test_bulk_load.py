@@ -124,3 +124,25 @@ def test_header_names_in_snake_case_work_too(tmp_path):
     c = container(tmp_path)
     assert load_file(path, c).loaded == 1
     c.close()
+
+
+def test_a_load_failing_in_a_sink_leaves_no_reader_thread_behind(tmp_path):
+    import threading
+    import time
+
+    c = container(tmp_path)
+    path = tmp_path / "many.csv"
+    write_csv(path, [GOOD] * 5000)
+
+    def outage(docs):
+        raise OSError("disk full")
+
+    c.store.write_documents = outage
+    with pytest.raises(OSError, match="disk full"):
+        load_file(path, c, chunk_rows=1000)
+    deadline = time.monotonic() + 5
+    while any(t.name in ("bulk-read", "bulk-inflate") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, [t.name for t in threading.enumerate()]
+        time.sleep(0.05)
+    assert measure(c).accepted == Totals(0, 0)
+    c.close()

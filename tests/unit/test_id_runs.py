@@ -47,3 +47,8 @@ def test_runs_answer_for_their_rows_only():
 def test_file_rows_picks_the_ids_of_the_files_asked_for():
     ids = [f"{FILE}12", f"{FILE}012", f"{FILE}1a", "f0123456789abcdee-3", "e-1", f"{FILE}", f"{FILE}٣"]
     assert file_rows(ids, {FILE}) == {FILE: [(12, f"{FILE}12")]}
+
+
+def test_rows_that_are_mostly_holes_stay_text_ids():
+    assert as_runs(table([f"{FILE}{row}" for row in range(1, 61_441, 200)])) is None
+    assert as_runs(table([f"{FILE}{row}" for row in range(1, 61_441, 2)])) is not None  # half: a run

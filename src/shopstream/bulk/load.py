@@ -225,7 +225,8 @@ class _Sinks:
 
 
 def _handed_over(to: queue.Queue, item: object, done: threading.Event) -> bool:
-    """Put `item` in the bounded queue, unless the load ends first (then False)."""
+    """Put `item` in the bounded queue, unless the load ends first (then False): a thread
+    whose load failed must not wait forever, holding a chunk."""
     while not done.is_set():
         try:
             to.put(item, timeout=0.2)
@@ -233,6 +234,19 @@ def _handed_over(to: queue.Queue, item: object, done: threading.Event) -> bool:
         except queue.Full:
             continue
     return False
+
+
+_STOPPED = object()
+
+
+def _taken(source: queue.Queue, done: threading.Event) -> object:
+    """The next item, or _STOPPED once the load has ended."""
+    while True:
+        try:
+            return source.get(timeout=0.2)
+        except queue.Empty:
+            if done.is_set():
+                return _STOPPED
 
 
 def _read_ahead(chunks: Iterator[RowChunk], done: threading.Event) -> Iterator[RowChunk]:
@@ -247,12 +261,12 @@ def _read_ahead(chunks: Iterator[RowChunk], done: threading.Event) -> Iterator[R
             for chunk in chunks:
                 if not _handed_over(ahead, chunk, done):
                     return
-            ahead.put(end)
+            _handed_over(ahead, end, done)
         except BaseException as error:  # raised where the chunk would have been
-            ahead.put(error)
+            _handed_over(ahead, error, done)
 
     threading.Thread(target=read, name="bulk-inflate", daemon=True).start()
-    while (chunk := ahead.get()) is not end:
+    while (chunk := _taken(ahead, done)) is not end and chunk is not _STOPPED:
         if isinstance(chunk, BaseException):
             raise chunk
         yield chunk
@@ -312,15 +326,15 @@ def load_file(
                     raise _LedgerFailed() from error
                 if not _handed_over(ready, _Chunk(chunk.rows[0].as_py(), chunk.num_rows, parsed, fresh), done):
                     return
-            ready.put(None)
+            _handed_over(ready, None, done)
         except _LedgerFailed as failed:  # handed to the writing thread, which raises it
-            ready.put(failed.__cause__)
+            _handed_over(ready, failed.__cause__, done)
         except CsvFormatError as error:
-            ready.put(error)
+            _handed_over(ready, error, done)
         except Exception as error:  # a corrupt file (broken gzip, Parquet...): unreadable, not a sink outage
-            ready.put(UnsupportedFile(f"{label or path}: unreadable ({type(error).__name__}: {error})"))
+            _handed_over(ready, UnsupportedFile(f"{label or path}: unreadable ({type(error).__name__}: {error})"), done)
         except BaseException as error:
-            ready.put(error)
+            _handed_over(ready, error, done)
 
     reader = threading.Thread(target=produce, name="bulk-read", daemon=True)
     reader.start()
@@ -349,9 +363,13 @@ def load_file(
             if stop is not None and stop.is_set():
                 raise LoadInterrupted(f"{path}: stopped after {summary.rows:,} rows")
             pending.append((sinks.write(f"{digest[:16]}-r{item.first_row:012d}", item), item))
-            while len(pending) >= IN_FLIGHT or (pending and pending[0][0].done()):
+            while pending and (pending[0][0].done() or len(pending) >= IN_FLIGHT):
                 if not pending[0][0].done() and sinks.holds(pending[0][1]):
-                    sinks.flush()  # about to wait for a chunk the warehouse is holding
+                    # the warehouse is filling a row group with that chunk: read one more
+                    # (chunks short of half a group, dead letters say); then write what it holds
+                    if len(pending) <= IN_FLIGHT:
+                        break
+                    sinks.flush()
                 account(pending.popleft())
         sinks.flush()
         while pending:

@@ -83,11 +83,15 @@ def as_runs(table: pa.Table) -> list[Run] | None:
         return None  # an id given twice
     if (len(breaks) + 1) * _MIN_LINES_PER_RUN > len(rows):
         return None
+    spans = list(zip([0, *breaks], [*breaks, len(rows)]))
+    holes = sum(rows[end - 1] - rows[start] + 1 - (end - start) for start, end in spans)
+    if holes > len(rows):
+        return None  # mostly holes (every 200th row, say): the missing rows would outweigh the ids
     runs = []
-    for start, end in zip([0, *breaks], [*breaks, len(rows)]):
+    for start, end in spans:
         first, last = rows[start], rows[end - 1]
-        holes = last - first + 1 - (end - start)
-        missing = sorted(set(range(first, last + 1)).difference(rows[start:end])) if holes else []
+        dense = last - first + 1 == end - start
+        missing = [] if dense else sorted(set(range(first, last + 1)).difference(rows[start:end]))
         amount = amounts[end - 1] - (amounts[start - 1] if start else 0)
         runs.append(Run(prefix, first, last, missing, end - start, amount))
     return runs

@@ -122,13 +122,20 @@ def _after(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _holds_prefix(conn: sqlite3.Connection, prefix: str) -> bool:
-    run_prefix = prefix[:id_runs.PREFIX_LENGTH]  # a run's ids start with `prefix` if its prefix does
-    row = conn.execute(
+def _holds_prefix(conn: sqlite3.Connection, prefix: str) -> bool | None:
+    """Text ids starting with `prefix`, or runs of a file whose ids all do (its prefix
+    starts with `prefix`): True. A longer prefix (`f<hash>-12`) of a file with runs: None,
+    since telling would take the rows' digits (the port allows "cannot tell")."""
+    (held,) = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM ledger WHERE event_id >= ? AND event_id < ?) "
-        "OR EXISTS (SELECT 1 FROM ledger_runs WHERE (prefix >= ? AND prefix < ?) OR prefix = ?)",
-        (prefix, _after(prefix), prefix, _after(prefix), run_prefix)).fetchone()
-    return bool(row[0])
+        "OR EXISTS (SELECT 1 FROM ledger_runs WHERE prefix >= ? AND prefix < ?)",
+        (prefix, _after(prefix), prefix, _after(prefix))).fetchone()
+    if held:
+        return True
+    if len(prefix) > id_runs.PREFIX_LENGTH and conn.execute(
+            "SELECT 1 FROM ledger_runs WHERE prefix = ? LIMIT 1", (prefix[:id_runs.PREFIX_LENGTH],)).fetchone():
+        return None
+    return False
 
 
 def _add_to_ledger(conn: sqlite3.Connection, table: EventTable) -> tuple[EventTable, set[str]]:

@@ -186,6 +186,7 @@ class _Sinks:
         self.documents = ThreadPoolExecutor(1, thread_name_prefix="bulk-documents")
         self.warehouse = ThreadPoolExecutor(1, thread_name_prefix="bulk-warehouse")
         self.after = ThreadPoolExecutor(1, thread_name_prefix="bulk-ledger")
+        # `container.warehouse` on the warehouse thread: it opens (and imports DuckDB) there
         self.row_groups = _RowGroups(lambda table: container.warehouse.write(table), self.warehouse)
 
     def write(self, batch_id: str, chunk: _Chunk) -> Future:

@@ -130,7 +130,8 @@ def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
     grouped = table.select(LINE_FIELDS).take(order)
     figures = _figures(table, codes)  # one row per code, in code order: the order of the groups
     offsets = pa.concat_arrays([pa.array([0], pa.int64()), flat(pc.cumulative_sum(figures["line_count"]))])
-    lines = flat(pc.binary_join_element_wise(*_line_json_parts(grouped, _shares_with_previous(grouped, codes.take(order))), ""))
+    shared = _shares_with_previous(grouped, codes.take(order))
+    lines = flat(pc.binary_join_element_wise(*_line_json_parts(grouped, shared), ""))
     docs = pc.binary_join_element_wise("[", pc.binary_join(pa.LargeListArray.from_arrays(offsets, lines), ","),
                                        "]", "")
     columns = [figures[name].to_pylist() for name in InvoiceFigures.__slots__]

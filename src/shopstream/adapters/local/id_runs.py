@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS ledger_runs (
 _PREFIX = re.compile(r"f[0-9a-f]{16}-")
 PREFIX_LENGTH = 18
 # A row number as file_event_id writes it: no sign, no leading zero (so text <-> row is 1:1).
-_ROW = r"^[1-9][0-9]{0,17}$"
+_ROW = "[1-9][0-9]{0,17}"
+_ROW_TEXT = re.compile(_ROW)
 # A gap of more rows than this between two of a table's rows starts another run (a group
 # commit of requests that are not consecutive blocks of the file, say); smaller gaps (dead
 # letters) are kept in `missing`. A table that would need a run per few rows stays text.
@@ -73,7 +74,7 @@ def as_runs(table: pa.Table) -> list[Run] | None:
     if not _PREFIX.fullmatch(prefix) or not pc.all(pc.starts_with(ids, prefix)).as_py():
         return None
     suffixes = pc.utf8_slice_codeunits(ids, PREFIX_LENGTH)
-    if not pc.all(pc.match_substring_regex(suffixes, _ROW)).as_py():
+    if not pc.all(pc.match_substring_regex(suffixes, f"^{_ROW}$")).as_py():
         return None
     order = pc.sort_indices(suffixes.cast(pa.int64()))
     rows = suffixes.cast(pa.int64()).take(order).to_pylist()
@@ -102,7 +103,7 @@ def file_rows(ids: Iterable[str], prefixes: set[str]) -> dict[str, list[tuple[in
     out: dict[str, list[tuple[int, str]]] = {}
     for event_id in ids:
         prefix, row = event_id[:PREFIX_LENGTH], event_id[PREFIX_LENGTH:]
-        if prefix in prefixes and row.isdigit() and row.isascii() and row[0] != "0":
+        if prefix in prefixes and _ROW_TEXT.fullmatch(row):
             out.setdefault(prefix, []).append((int(row), event_id))
     return out
 

@@ -5,9 +5,9 @@
   EVENT_SCHEMA); `seq` orders all records.
 - `ledger`: every accepted event id and its money, written in the same transaction
   as the records. It makes appends idempotent (an event id already accepted is not
-  appended again) and gives `verify` the accepted totals. A bulk load's ids (a file's
-  rows) go in as runs of row numbers instead, in `ledger_runs` (id_runs.py): the
-  ledger is both tables, and an id is in one of them at most.
+  appended again) and gives `verify` the accepted totals. A file's rows (a bulk load's
+  chunk, a `send` request) go in as runs of row numbers instead, in `ledger_runs`
+  (id_runs.py): the ledger is both tables, and an id is in one of them at most.
 - `checkpoints`: one per consumer group, the last `seq` whose batch its sink committed.
 
 Several processes may append and read at once; a commit survives SIGKILL.
@@ -126,11 +126,8 @@ def _holds_prefix(conn: sqlite3.Connection, prefix: str) -> bool | None:
     """Text ids starting with `prefix`, or runs of a file whose ids all do (its prefix
     starts with `prefix`): True. A longer prefix (`f<hash>-12`) of a file with runs: None,
     since telling would take the rows' digits (the port allows "cannot tell")."""
-    (held,) = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM ledger WHERE event_id >= ? AND event_id < ?) "
-        "OR EXISTS (SELECT 1 FROM ledger_runs WHERE prefix >= ? AND prefix < ?)",
-        (prefix, _after(prefix), prefix, _after(prefix))).fetchone()
-    if held:
+    if _holds_text_of(conn, prefix) or conn.execute(
+            "SELECT 1 FROM ledger_runs WHERE prefix >= ? AND prefix < ? LIMIT 1", (prefix, _after(prefix))).fetchone():
         return True
     if len(prefix) > id_runs.PREFIX_LENGTH and conn.execute(
             "SELECT 1 FROM ledger_runs WHERE prefix = ? LIMIT 1", (prefix[:id_runs.PREFIX_LENGTH],)).fetchone():

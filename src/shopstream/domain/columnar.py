@@ -161,6 +161,17 @@ def json_texts(distinct: list[Any], indices: pa.Array) -> pa.Array:
     return pc.fill_null(pieces, "null") if indices.null_count else pieces
 
 
+def json_value_texts(texts: pa.Array) -> pa.Array:
+    """Each string as JSON text (what orjson writes; null stays null): by Arrow where nothing
+    needs escaping (orjson escapes only quotes, backslashes and U+0000-U+001F), else orjson."""
+    escaped = pc.fill_null(pc.match_substring_regex(texts, r'[\x00-\x1f"\\]'), False)
+    quoted = pc.binary_join_element_wise('"', texts, '"', "")
+    if not pc.any(escaped).as_py():
+        return quoted
+    return pc.replace_with_mask(quoted, escaped, pa.array([_json(v) for v in texts.filter(escaped).to_pylist()],
+                                                          pa.string()))
+
+
 def _json(value: Any) -> str | None:
     if value is None:
         return None

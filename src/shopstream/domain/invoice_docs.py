@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopstream.domain.columnar import EventTable, flat, json_texts, timestamp_texts
+from shopstream.domain.columnar import EventTable, flat, json_value_texts, timestamp_texts
 from shopstream.domain.views import InvoiceLineView
 
 # What a document keeps of each line, in this order (arrays, not objects: half the size).
@@ -174,7 +174,8 @@ def _shares_with_previous(t: pa.Table, codes: pa.Array) -> pa.Array:
 
 def _json_text(column: pa.ChunkedArray) -> pa.Array:
     encoded = pc.dictionary_encode(flat(column))
-    return json_texts(encoded.dictionary.to_pylist(), encoded.indices)
+    pieces = json_value_texts(encoded.dictionary).take(encoded.indices)
+    return pc.fill_null(pieces, "null") if encoded.indices.null_count else pieces
 
 
 def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:

@@ -37,7 +37,7 @@ _INT_TEXT = re.compile(r"^[+-]?[0-9]+$")
 _INTEGRAL_FLOAT_TEXT = re.compile(r"^([+-]?[0-9]+)\.0*$")
 _KAGGLE_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _EPOCH = datetime(1970, 1, 1)
-_MIN_YEAR, _MAX_YEAR = 1970, 2100
+MIN_YEAR, MAX_YEAR = 1970, 2100
 
 CANONICAL_FIELDS = (
     "invoice_no",
@@ -212,8 +212,8 @@ class DateParser:
         except (KeyError, TypeError):
             pass
         parsed = self._parse(value)
-        if not (_MIN_YEAR <= parsed.year <= _MAX_YEAR):
-            raise Invalid(f"year {parsed.year} is out of range ({_MIN_YEAR}-{_MAX_YEAR})")
+        if not (MIN_YEAR <= parsed.year <= MAX_YEAR):
+            raise Invalid(f"year {parsed.year} is out of range ({MIN_YEAR}-{MAX_YEAR})")
         if len(self._cache) > 200_000:
             self._cache.clear()
         self._cache[key] = parsed

@@ -76,25 +76,30 @@ def as_runs(table: pa.Table) -> list[Run] | None:
     suffixes = pc.utf8_slice_codeunits(ids, PREFIX_LENGTH)
     if not pc.all(pc.match_substring_regex(suffixes, f"^{_ROW}$")).as_py():
         return None
-    order = pc.sort_indices(suffixes.cast(pa.int64()))
-    rows = suffixes.cast(pa.int64()).take(order).to_pylist()
-    amounts = pc.cumulative_sum(line_totals_milli(table).take(order)).to_pylist()
-    breaks = [i for i in range(1, len(rows)) if rows[i] - rows[i - 1] > MAX_GAP or rows[i] == rows[i - 1]]
-    if any(rows[i] == rows[i - 1] for i in breaks):
+    numbers = suffixes.cast(pa.int64())
+    order = pc.sort_indices(numbers)
+    rows = numbers.take(order)
+    # a Python loop over the gaps only (dead letters, block boundaries), not over the rows
+    steps = pc.subtract(rows[1:], rows[:-1])
+    if pc.any(pc.equal(steps, 0)).as_py():
         return None  # an id given twice
+    breaks = [i + 1 for i in pc.indices_nonzero(pc.greater(steps, MAX_GAP)).to_pylist()]
     if (len(breaks) + 1) * _MIN_LINES_PER_RUN > len(rows):
         return None
-    spans = list(zip([0, *breaks], [*breaks, len(rows)]))
-    holes = sum(rows[end - 1] - rows[start] + 1 - (end - start) for start, end in spans)
-    if holes > len(rows):
+    gaps = pc.indices_nonzero(pc.and_(pc.greater(steps, 1), pc.less_equal(steps, MAX_GAP))).to_pylist()
+    holes = {i: (rows[i].as_py(), rows[i + 1].as_py()) for i in gaps}  # rows after i missing up to i + 1
+    if sum(after - before - 1 for before, after in holes.values()) > len(rows):
         return None  # mostly holes (every 200th row, say): the missing rows would outweigh the ids
-    runs = []
-    for start, end in spans:
-        first, last = rows[start], rows[end - 1]
-        dense = last - first + 1 == end - start
-        missing = [] if dense else sorted(set(range(first, last + 1)).difference(rows[start:end]))
-        amount = amounts[end - 1] - (amounts[start - 1] if start else 0)
-        runs.append(Run(prefix, first, last, missing, end - start, amount))
+    amounts = pc.cumulative_sum(line_totals_milli(table).take(order))
+    runs, gap_at = [], 0
+    for start, end in zip([0, *breaks], [*breaks, len(rows)]):
+        missing = []
+        while gap_at < len(gaps) and gaps[gap_at] < end - 1:
+            before, after = holes[gaps[gap_at]]
+            missing.extend(range(before + 1, after))
+            gap_at += 1
+        amount = amounts[end - 1].as_py() - (amounts[start - 1].as_py() if start else 0)
+        runs.append(Run(prefix, rows[start].as_py(), rows[end - 1].as_py(), missing, end - start, amount))
     return runs
 
 

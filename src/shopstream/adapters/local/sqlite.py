@@ -11,13 +11,16 @@ from pathlib import Path
 
 def connect(
     path: Path, synchronous: str = "NORMAL", read_only: bool = False, busy_timeout: float = 30.0,
-    cache_mb: int = 64,
+    cache_mb: int = 64, page_size: int | None = None,
 ) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
         path, timeout=busy_timeout, isolation_level=None, check_same_thread=False, cached_statements=256
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    if page_size and not read_only:
+        # only a new (empty) database takes it, and only before WAL mode is set
+        conn.execute(f"PRAGMA page_size = {int(page_size)}")
     if not read_only:
         conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL mode: a committed transaction survives any process crash (SIGKILL);
@@ -45,9 +48,10 @@ class PerThread:
 
     def __init__(
         self, path: Path, synchronous: str = "NORMAL", setup: str | None = None, busy_timeout: float = 30.0,
-        cache_mb: int = 64,
+        cache_mb: int = 64, page_size: int | None = None,
     ) -> None:
         self.path = path
+        self.page_size = page_size
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         self.cache_mb = cache_mb
@@ -62,7 +66,7 @@ class PerThread:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path, self.synchronous, busy_timeout=self.busy_timeout,
-                                                  cache_mb=self.cache_mb)
+                                                  cache_mb=self.cache_mb, page_size=self.page_size)
             with self._lock:
                 self._all.append(conn)
         return conn

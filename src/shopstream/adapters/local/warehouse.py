@@ -18,7 +18,8 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -92,9 +93,13 @@ class DuckDBWarehouse:
             self._turn.acquire(self.turn_timeout)
             try:
                 # a bigger WAL before an automatic checkpoint (publishing checkpoints anyway):
-                # per-chunk commits of a bulk load cost less than at the default 16 MB
+                # per-chunk commits of a bulk load cost less than at the default 16 MB.
+                # Writes on one thread: a second one made an insert no faster (its Arrow scan
+                # and compression are one pipeline) but cost ~15 % more CPU, which a bulk load's
+                # other sinks need; the marts' refresh gets every core (_all_cores).
                 self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
-                                                                    "checkpoint_threshold": "64MB"})
+                                                                    "checkpoint_threshold": "64MB",
+                                                                    "threads": 1})
                 self._conn.execute(FACT_DDL)
                 if self._create_marts():
                     self._marts_stale_since = EARLIEST
@@ -209,14 +214,15 @@ class DuckDBWarehouse:
         if since is None:
             return
         conn = self._open()
-        conn.execute("BEGIN")
-        try:
-            for statement in MART_REFRESH_DUCKDB:
-                conn.execute(*_bind(statement, {"since": since}))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with _all_cores(conn):
+            conn.execute("BEGIN")
+            try:
+                for statement in MART_REFRESH_DUCKDB:
+                    conn.execute(*_bind(statement, {"since": since}))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         self._marts_stale_since = None
         self._marts_refreshed_at = time.monotonic()
 
@@ -228,6 +234,16 @@ class DuckDBWarehouse:
 
     def close(self) -> None:
         self.publish()
+
+
+@contextmanager
+def _all_cores(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Queries (the marts' aggregates) scale with threads, where the writes did not."""
+    conn.execute(f"SET threads = {os.cpu_count() or 1}")
+    try:
+        yield
+    finally:
+        conn.execute("SET threads = 1")
 
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

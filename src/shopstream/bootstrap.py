@@ -122,7 +122,7 @@ class Container:
         s = self.settings
         interval = s.bulk_snapshot_interval_seconds if self.bulk else s.snapshot_interval_seconds
         return DuckDBWarehouse(s.warehouse_path, interval, s.marts_interval_seconds,
-                               memory_limit=s.warehouse_memory_limit)
+                               memory_limit=s.warehouse_memory_limit, publish_on_open=not self.bulk)
 
     @cached_property
     def files(self) -> FileSource:

@@ -133,6 +133,10 @@ class Store(Protocol):
 
     def totals(self) -> Totals: ...
 
+    def flush(self) -> None:
+        """A run of writes is over (a bulk load's end): do now, on the caller's thread, what
+        the store would otherwise do at close (SQLite: copy its WAL into the database)."""
+
     def close(self) -> None: ...
 
 

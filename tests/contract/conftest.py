@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -42,6 +43,15 @@ def make_events(rows=ROWS, prefix="e", received_at=datetime(2026, 11, 25, 10, 0)
 
 def make_table(rows=ROWS, prefix="e", **kwargs):
     return events_to_table(make_events(rows, prefix, **kwargs))
+
+
+FILE = "f0123456789abcdef-"  # a file's event id prefix (file_event_id): rows 1, 2, ...
+
+
+def file_events(rows):
+    """Lines whose ids are rows of one file, as a bulk load or `send` gives them."""
+    events = make_events(ROWS * 8)
+    return [replace(events[(row - 1) % len(events)], event_id=f"{FILE}{row}") for row in rows]
 
 
 def _closing(factory):

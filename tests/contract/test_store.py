@@ -55,6 +55,18 @@ def test_documents_built_ahead_are_written_like_their_lines(store):
     assert [line.event_id for line in store.invoice("536366").lines] == ["e-2", "e-3"]
 
 
+def test_flush_after_a_run_of_writes_keeps_every_line(store):
+    """What a bulk load calls after its last write; writing on afterwards still works."""
+    table = make_table()
+    store.write(table.slice(0, 3))
+    store.flush()
+    assert store.totals().lines == 3
+    store.write(table)
+    store.flush()
+    assert store.totals() == Totals(FIXTURE_LINES, FIXTURE_MILLI)
+    assert [line.event_id for line in store.invoice("536366").lines] == ["e-2", "e-3"]
+
+
 def test_customer_summary(store):
     store.write(make_table())
     summary = store.customer("17850")

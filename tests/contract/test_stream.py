@@ -1,10 +1,9 @@
 """Stream contract: durable appends, one checkpoint per group, redelivery until commit."""
 
-from dataclasses import replace
 
 from shopstream.domain.columnar import events_to_table
 from shopstream.domain.line import Totals
-from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, ROWS, make_events, make_table
+from tests.contract.conftest import FILE, FIXTURE_LINES, FIXTURE_MILLI, ROWS, file_events, make_events, make_table
 
 
 def drain(reader, max_events=3):
@@ -97,15 +96,6 @@ def test_holds_prefix_tells_whether_a_file_was_accepted_before(stream):
     stream.record_accepted(events_to_table(make_events()[:1]))  # id e-0
     answers = tuple(stream.holds_prefix(p) for p in ("e-", "e", "d-", "e-0", "e-1"))
     assert answers == ((None,) * 5 if cannot_tell else (True, True, False, True, False))
-
-
-FILE = "f0123456789abcdef-"  # a file's event id prefix (file_event_id): rows 1, 2, ...
-
-
-def file_events(rows):
-    """Lines whose ids are rows of one file, as a bulk load or `send` gives them."""
-    events = make_events(ROWS * 8)
-    return [replace(events[(row - 1) % len(events)], event_id=f"{FILE}{row}") for row in rows]
 
 
 def totals_of(events) -> Totals:

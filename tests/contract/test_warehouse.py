@@ -3,7 +3,8 @@
 import pyarrow as pa
 
 from shopstream.domain.line import Totals
-from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, make_table
+from shopstream.domain.columnar import events_to_table, line_totals_milli
+from tests.contract.conftest import FIXTURE_LINES, FIXTURE_MILLI, file_events, make_table
 
 
 def test_written_lines_reach_readers(warehouse):
@@ -21,6 +22,34 @@ def test_writing_again_changes_nothing(warehouse):
     assert warehouse.reader_factory().totals() == Totals(2 * FIXTURE_LINES, 2 * FIXTURE_MILLI)
 
 
+def test_a_files_rows_count_once_across_batches_and_writers(warehouse, tmp_path):
+    """A bulk load's batches are one file's rows (the DuckDB writer skips the anti-join for
+    rows it knows are new): overlapping batches, a retried one, rows another writer added
+    before, and a batch of other ids in between all count each row once."""
+    def rows(first, last):
+        return events_to_table(file_events(range(first, last + 1)))
+
+    writer = warehouse.writer
+    assert writer.write(rows(1, 100)) == 100
+    assert writer.write(rows(101, 200)) == 100
+    assert writer.write(rows(101, 200)) == 0  # retried
+    assert writer.write(rows(150, 300)) == 100  # overlapping
+    assert writer.write(make_table()) == FIXTURE_LINES  # other ids
+    assert writer.write(rows(250, 400)) == 100
+    writer.publish()  # lets go of the file: the next write finds what is there
+    assert writer.write(rows(1, 450)) == 50
+    writer.publish()
+    every = rows(1, 450)
+    expected = Totals(450 + FIXTURE_LINES, pc_sum(line_totals_milli(every)) + FIXTURE_MILLI)
+    assert warehouse.reader_factory().totals() == expected
+
+
+def pc_sum(array):
+    import pyarrow.compute as pc
+
+    return pc.sum(array).as_py()
+
+
 def test_duplicate_ids_in_one_batch_count_once(warehouse):
     table = make_table()
     assert warehouse.writer.write(pa.concat_tables([table, table])) == FIXTURE_LINES
@@ -34,3 +63,24 @@ def test_a_reader_sees_newer_data_without_reopening(warehouse):
     warehouse.writer.write(make_table(prefix="x"))
     warehouse.writer.publish()
     assert reader.totals().lines == 2 * FIXTURE_LINES
+
+
+def test_duckdb_rows_another_writer_added_meanwhile_count_once(tmp_path):
+    """The DuckDB writer trusts what it inserted only while it holds the file: once it lets
+    go, another writer may add rows of the same file."""
+    from shopstream.adapters.local.warehouse import DuckDBWarehouse
+
+    def rows(first, last):
+        return events_to_table(file_events(range(first, last + 1)))
+
+    first = DuckDBWarehouse(tmp_path / "w.duckdb", publish_on_open=False)
+    assert first.write(rows(1, 100)) == 100
+    first.publish()  # lets go of the file
+    second = DuckDBWarehouse(tmp_path / "w.duckdb")
+    assert second.write(rows(101, 200)) == 100
+    second.publish()
+    assert first.write(rows(101, 300)) == 100
+    first.publish()
+    assert first.totals().lines == 300
+    first.close()
+    second.close()

@@ -220,9 +220,11 @@ class _Sinks:
         also when stopping half way (the warehouse-loader may be waiting for its turn)."""
         self.flush()
         published = self.warehouse.submit(self.container.warehouse.publish)
+        flushed = self.store.submit(self.container.store.flush)  # beside the marts' refresh
         for pool in (self.lake, self.documents, self.store, self.warehouse, self.after):
             pool.shutdown()
         published.result()
+        flushed.result()
 
 
 def _handed_over(to: queue.Queue, item: object, done: threading.Event) -> bool:

@@ -37,7 +37,7 @@ from shopstream.domain.columnar import (
     EventTable,
     empty_table,
     events_to_table,
-    json_texts,
+    json_distinct_texts,
     json_value_texts,
     timestamp_texts,
 )
@@ -222,16 +222,18 @@ class JsonObjects:
 
     def add(self, distinct: list[Any], indices: pa.Array) -> None:
         """The next column: its distinct values (as a client sends them) and each row's index."""
-        self._add(json_texts(distinct, indices))
+        self._add(json_distinct_texts(distinct), indices)
 
     def add_texts(self, distinct: pa.Array, indices: pa.Array) -> None:
         """The next column, of text: its distinct values (Arrow strings) and each row's index."""
-        pieces = json_value_texts(distinct).take(indices)
-        self._add(pc.fill_null(pieces, "null") if indices.null_count else pieces)
+        self._add(json_value_texts(distinct), indices)
 
-    def _add(self, texts: pa.Array) -> None:
-        name = self.header[len(self.parts) // 2]
-        self.parts += [pa.scalar(("," if self.parts else "{") + orjson.dumps(name).decode() + ":"), texts]
+    def _add(self, texts: pa.Array, indices: pa.Array) -> None:
+        # the key goes before each distinct value's text, not in a part of its own: an
+        # element-wise join costs by the part (19 -> 11 parts: half the time)
+        key = ("," if self.parts else "{") + orjson.dumps(self.header[len(self.parts)]).decode() + ":"
+        pieces = pc.binary_join_element_wise(key, texts, "").take(indices)
+        self.parts.append(pc.fill_null(pieces, key + "null") if pieces.null_count else pieces)
 
     def texts(self) -> pa.Array:
         # event ids need no escaping: letters, digits and . _ : - only

@@ -154,11 +154,9 @@ def timestamp_texts(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.utf8_slice_codeunits(flat(column).cast(pa.string()), 0, 19)
 
 
-def json_texts(distinct: list[Any], indices: pa.Array) -> pa.Array:
-    """Each row's value as JSON text, from a dictionary encoding: every distinct value is
-    encoded once (orjson), then spread over the rows; a null index is `null`."""
-    pieces = pa.array([_json(v) for v in distinct], pa.string()).take(indices)
-    return pc.fill_null(pieces, "null") if indices.null_count else pieces
+def json_distinct_texts(distinct: list[Any]) -> pa.Array:
+    """Each value as JSON text (orjson), null for None."""
+    return pa.array([_json(v) for v in distinct], pa.string())
 
 
 def json_value_texts(texts: pa.Array) -> pa.Array:
@@ -168,8 +166,7 @@ def json_value_texts(texts: pa.Array) -> pa.Array:
     quoted = pc.binary_join_element_wise('"', texts, '"', "")
     if not pc.any(escaped).as_py():
         return quoted
-    return pc.replace_with_mask(quoted, escaped, pa.array([_json(v) for v in texts.filter(escaped).to_pylist()],
-                                                          pa.string()))
+    return pc.replace_with_mask(quoted, escaped, json_distinct_texts(texts.filter(escaped).to_pylist()))
 
 
 def _json(value: Any) -> str | None:

@@ -149,7 +149,8 @@ def _line_json_parts(t: pa.Table, shared: pa.Array) -> list:
         ',"', timestamp_texts(tail["invoice_date"]), '",', _json_text(tail["customer_id"]), ",",
         _json_text(tail["country"]), ',"', timestamp_texts(tail["received_at"]), '",', _json_text(tail["source"]), "")
     tails = pc.replace_with_mask(pa.repeat(pa.scalar("", pa.string()), t.num_rows), own, tails)
-    return ['["', t["event_id"], '",', _json_text(t["stock_code"]), ",", _json_text(t["description"]), ",",
+    # separators go with a column's distinct texts where they can: a join costs by the part
+    return ['["', t["event_id"], _json_text(t["stock_code"], '",', ","), _json_text(t["description"], after=","),
             t["quantity"].cast(pa.string()), ",", t["unit_price_milli"].cast(pa.string()), tails, "]"]
 
 
@@ -172,10 +173,11 @@ def _shares_with_previous(t: pa.Table, codes: pa.Array) -> pa.Array:
     return pa.concat_arrays([pa.array([False]), same])
 
 
-def _json_text(column: pa.ChunkedArray) -> pa.Array:
+def _json_text(column: pa.ChunkedArray, before: str = "", after: str = "") -> pa.Array:
+    """Each value's JSON text (null: `null`), between `before` and `after`."""
     encoded = pc.dictionary_encode(flat(column))
-    pieces = json_value_texts(encoded.dictionary).take(encoded.indices)
-    return pc.fill_null(pieces, "null") if encoded.indices.null_count else pieces
+    pieces = pc.binary_join_element_wise(before, json_value_texts(encoded.dictionary), after, "").take(encoded.indices)
+    return pc.fill_null(pieces, before + "null" + after) if encoded.indices.null_count else pieces
 
 
 def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:

@@ -18,10 +18,9 @@ def connect(
         path, timeout=busy_timeout, isolation_level=None, check_same_thread=False, cached_statements=256
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    if page_size and not read_only:
-        # only a new (empty) database takes it, and only before WAL mode is set
-        conn.execute(f"PRAGMA page_size = {int(page_size)}")
     if not read_only:
+        if page_size:  # only a new (empty) database takes it, and only before WAL mode is set
+            conn.execute(f"PRAGMA page_size = {int(page_size)}")
         conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL mode: a committed transaction survives any process crash (SIGKILL);
     # FULL also survives power loss, at an fsync per commit.

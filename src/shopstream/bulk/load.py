@@ -186,7 +186,9 @@ class _Sinks:
         self.documents = ThreadPoolExecutor(1, thread_name_prefix="bulk-documents")
         self.warehouse = ThreadPoolExecutor(1, thread_name_prefix="bulk-warehouse")
         self.after = ThreadPoolExecutor(1, thread_name_prefix="bulk-ledger")
-        # `container.warehouse` on the warehouse thread: it opens (and imports DuckDB) there
+        # `container.warehouse` on the warehouse thread: it opens (and imports DuckDB) there,
+        # at once, while the first chunk is read (which leaves the GIL free)
+        self.warehouse.submit(lambda: container.warehouse)
         self.row_groups = _RowGroups(lambda table: container.warehouse.write(table), self.warehouse)
 
     def write(self, batch_id: str, chunk: _Chunk) -> Future:

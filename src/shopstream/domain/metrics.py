@@ -383,11 +383,14 @@ def _top_product_refresh(grain: str, dialect: str) -> tuple[str, str]:
 
 _TOUCHED_INVOICES = f"SELECT invoice_no FROM {FACT_TABLE} WHERE invoice_date >= :since"
 
-def mart_refresh(dialect: str = "ansi") -> tuple[str, ...]:
+def mart_refresh(dialect: str = "ansi", rebuild: bool = False) -> tuple[str, ...]:
     """Brings the marts up to date after lines with invoice_date >= :since were added (run
     in one transaction; `:since` = EARLIEST rebuilds everything). Only buckets and invoices
     at or after `since` are recomputed, so a stream of current sales refreshes cheaply.
-    `dialect`: "ansi" (PostgreSQL, Redshift) or "duckdb" (see _top_product_per_bucket)."""
+    `dialect`: "ansi" (PostgreSQL, Redshift) or "duckdb" (see _top_product_per_bucket).
+    `rebuild`: for `:since` = EARLIEST only: every invoice without first finding the touched
+    ones (~15 % of a bulk load's final refresh)."""
+    touched = "" if rebuild else f"WHERE invoice_no IN ({_TOUCHED_INVOICES})"
     return (
         "DELETE FROM mart_sales_by_time WHERE invoice_date >= :since",
         f"""INSERT INTO mart_sales_by_time
@@ -399,7 +402,7 @@ SELECT invoice_date,
 FROM {FACT_TABLE}
 WHERE invoice_date >= :since
 GROUP BY invoice_date""",
-        f"DELETE FROM mart_invoice WHERE invoice_no IN ({_TOUCHED_INVOICES})",
+        f"DELETE FROM mart_invoice {touched}",
         # an invoice's date is the earliest of its parts' (one scan, no self-join)
         f"""INSERT INTO mart_invoice
 SELECT invoice_no, customer_id, country, MIN(part_date) OVER (PARTITION BY invoice_no), total, gross_sales, lines,
@@ -414,7 +417,7 @@ FROM (
            SUM(CASE WHEN is_sale THEN line_total ELSE 0 END) AS gross_sales,
            COUNT(*) AS lines, is_cancellation, is_adjustment
     FROM {FACT_TABLE}
-    WHERE invoice_no IN ({_TOUCHED_INVOICES})
+    {touched}
     GROUP BY invoice_no, customer_id, country, is_cancellation, is_adjustment
 ) parts""",
         "DELETE FROM mart_product_name",
@@ -445,6 +448,7 @@ SELECT * FROM ({_rfm_scores(f"(SELECT MAX(invoice_date) FROM {FACT_TABLE})", "1 
 
 MART_REFRESH = mart_refresh()
 MART_REFRESH_DUCKDB = mart_refresh("duckdb")
+MART_REBUILD_DUCKDB = mart_refresh("duckdb", rebuild=True)
 
 # -- pure helpers --------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from shopstream.domain.line import Totals
 from shopstream.domain.metrics import (
     EARLIEST,
     MART_DDL,
+    MART_REBUILD_DUCKDB,
     MART_REFRESH_DUCKDB,
     MART_TABLES,
     MARTS_STATE,
@@ -273,7 +274,7 @@ class DuckDBWarehouse:
         with _all_cores(conn):
             conn.execute("BEGIN")
             try:
-                for statement in MART_REFRESH_DUCKDB:
+                for statement in MART_REBUILD_DUCKDB if since <= EARLIEST else MART_REFRESH_DUCKDB:
                     conn.execute(*_bind(statement, {"since": since}))
                 conn.execute("COMMIT")
             except BaseException:

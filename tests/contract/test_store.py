@@ -80,6 +80,27 @@ def test_customer_summary(store):
     assert store.customer("nobody") is None
 
 
+def test_customer_summaries_add_up_across_batches(store):
+    """Line by line (an invoice growing across batches, a guest's invoice gaining a customer,
+    a replay in between), the summaries end as one batch of everything makes them."""
+    rows = ROWS + [
+        ("536367", "22086", "PAPER CHAIN KIT", 1, "2010-12-01 07:00:00", "2.55", "12583", "France"),  # earlier, and a customer
+        ("536401", "22086", "PAPER CHAIN KIT", 2, "2010-12-04 12:00:00", "2.55", "12583", "France"),
+    ]
+    table = make_table(rows)
+    for i in range(table.num_rows):
+        store.write(table.slice(i, 1))
+        if i == 3:
+            store.write(table.slice(0, 4))  # a replay
+    summaries = {c: store.customer(c) for c in ("17850", "12583")}
+    assert summaries["17850"].invoices == 2 and summaries["17850"].returns_milli == -27_500
+    assert summaries["12583"].invoices == 3  # 536400, 536401 and 536367, which it now heads
+    assert summaries["12583"].first_invoice_date == datetime(2010, 12, 1, 7, 0)
+    assert summaries["12583"].last_invoice_date == datetime(2010, 12, 4, 12, 0)
+    assert summaries["12583"].net_spend_milli == 12_500 + 6_300 + 18_000 + 2_550 + 5_100
+    assert summaries["12583"].gross_sales_milli == 12_500 + 6_300 + 18_000 + 2_550 + 5_100
+
+
 def test_customer_invoices_newest_first_in_pages(store):
     store.write(make_table())
     first = store.customer_invoices("17850", limit=2)

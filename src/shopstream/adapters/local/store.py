@@ -70,6 +70,20 @@ FROM invoices WHERE customer_id IN (SELECT value FROM json_each(?))
 GROUP BY customer_id
 """
 
+_ADD_TO_CUSTOMERS = """
+INSERT INTO customers (customer_id, first_invoice_date, last_invoice_date, invoices, all_invoices, net_milli,
+                       returns_milli, gross_milli)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (customer_id) DO UPDATE SET
+    first_invoice_date = min(first_invoice_date, excluded.first_invoice_date),
+    last_invoice_date = max(last_invoice_date, excluded.last_invoice_date),
+    invoices = invoices + excluded.invoices,
+    all_invoices = all_invoices + excluded.all_invoices,
+    net_milli = net_milli + excluded.net_milli,
+    returns_milli = returns_milli + excluded.returns_milli,
+    gross_milli = gross_milli + excluded.gross_milli
+"""
+
 _HEADER_COLUMNS = "invoice_no, invoice_date, customer_id, country, line_count, total_milli"
 
 
@@ -125,16 +139,45 @@ class SqliteStore:
             changed.append(doc)
         if not changed:
             return 0
+        grown = [doc for doc in changed if doc.invoice_no in stored]
+        # whom the grown invoices belonged to before (their customer is the smallest on their lines)
+        before = {c for (c,) in conn.execute(
+            "SELECT customer_id FROM invoices WHERE invoice_no IN (SELECT value FROM json_each(?))",
+            (orjson.dumps([doc.invoice_no for doc in grown]),)) if c is not None} if grown else set()
         conn.executemany("INSERT OR REPLACE INTO invoice_lines (invoice_no, lines) VALUES (?, ?)",
                          [(doc.invoice_no, doc.lines_json) for doc in changed])
         conn.executemany(
             "INSERT OR REPLACE INTO invoices (invoice_no, customer_id, country, invoice_date, line_count, "
             "total_milli, gross_milli) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(doc.invoice_no, *doc.figures.row()) for doc in changed])
-        customers = sorted({doc.figures.customer_id for doc in changed} - {None})
-        if customers:
-            conn.execute(_REFRESH_CUSTOMERS, (orjson.dumps(customers),))
+        SqliteStore._count_customers(conn, changed, before | {doc.figures.customer_id for doc in grown} - {None})
         return new
+
+    @staticmethod
+    def _count_customers(conn: sqlite3.Connection, changed: list[InvoiceDoc], recount: set[str]) -> None:
+        """Bring the summaries of the customers of `changed` up to date: a new invoice adds to
+        its customer's figures; the customers in `recount` (an invoice of theirs grew, or
+        changed hands) are recomputed from their invoices. Recomputing every touched customer
+        read all their invoices per batch: at 10x the reference file, most of the store's time."""
+        added: dict[str, list] = {}
+        for doc in changed:
+            f = doc.figures
+            if f.customer_id is None or f.customer_id in recount:
+                continue
+            cancelled = doc.invoice_no.startswith("C")
+            row = added.get(f.customer_id)
+            if row is None:
+                row = added[f.customer_id] = [f.customer_id, f.invoice_date, f.invoice_date, 0, 0, 0, 0, 0]
+            row[1], row[2] = min(row[1], f.invoice_date), max(row[2], f.invoice_date)
+            row[3] += not cancelled
+            row[4] += 1
+            row[5] += f.total_milli
+            row[6] += f.total_milli if cancelled else 0
+            row[7] += f.gross_milli
+        if added:
+            conn.executemany(_ADD_TO_CUSTOMERS, list(added.values()))
+        if recount:
+            conn.execute(_REFRESH_CUSTOMERS, (orjson.dumps(sorted(recount)),))
 
     def invoice(self, invoice_no: str) -> Invoice | None:
         row = self._db.get().execute(

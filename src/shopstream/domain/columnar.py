@@ -154,6 +154,14 @@ def timestamp_texts(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.utf8_slice_codeunits(flat(column).cast(pa.string()), 0, 19)
 
 
+def framed_texts(texts: pa.Array, indices: pa.Array, before: str = "", after: str = "") -> pa.Array:
+    """Each row's text from a dictionary encoding (`texts`: one per distinct value, e.g. its
+    JSON; a null index or text: `null`), between `before` and `after`. Joining the frame to
+    the few distinct texts, not to every row, keeps the per-row joins short."""
+    pieces = pc.binary_join_element_wise(before, texts, after, "").take(indices)
+    return pc.fill_null(pieces, before + "null" + after) if pieces.null_count else pieces
+
+
 def json_distinct_texts(distinct: list[Any]) -> pa.Array:
     """Each value as JSON text (orjson), null for None."""
     return pa.array([_json(v) for v in distinct], pa.string())

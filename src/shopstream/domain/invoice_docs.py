@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopstream.domain.columnar import EventTable, flat, json_value_texts, timestamp_texts
+from shopstream.domain.columnar import EventTable, flat, framed_texts, json_value_texts, timestamp_texts
 from shopstream.domain.views import InvoiceLineView
 
 # What a document keeps of each line, in this order (arrays, not objects: half the size).
@@ -176,8 +176,7 @@ def _shares_with_previous(t: pa.Table, codes: pa.Array) -> pa.Array:
 def _json_text(column: pa.ChunkedArray, before: str = "", after: str = "") -> pa.Array:
     """Each value's JSON text (null: `null`), between `before` and `after`."""
     encoded = pc.dictionary_encode(flat(column))
-    pieces = pc.binary_join_element_wise(before, json_value_texts(encoded.dictionary), after, "").take(encoded.indices)
-    return pc.fill_null(pieces, before + "null" + after) if encoded.indices.null_count else pieces
+    return framed_texts(json_value_texts(encoded.dictionary), encoded.indices, before, after)
 
 
 def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:

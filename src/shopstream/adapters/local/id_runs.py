@@ -86,21 +86,27 @@ def as_runs(table: pa.Table) -> list[Run] | None:
     breaks = [i + 1 for i in pc.indices_nonzero(pc.greater(steps, MAX_GAP)).to_pylist()]
     if (len(breaks) + 1) * _MIN_LINES_PER_RUN > len(rows):
         return None
-    gaps = pc.indices_nonzero(pc.and_(pc.greater(steps, 1), pc.less_equal(steps, MAX_GAP))).to_pylist()
-    holes = {i: (rows[i].as_py(), rows[i + 1].as_py()) for i in gaps}  # rows after i missing up to i + 1
-    if sum(after - before - 1 for before, after in holes.values()) > len(rows):
+    # (i, row i, row i + 1) where rows between i and i + 1 are missing
+    gaps = [(i, rows[i].as_py(), rows[i + 1].as_py()) for i in
+            pc.indices_nonzero(pc.and_(pc.greater(steps, 1), pc.less_equal(steps, MAX_GAP))).to_pylist()]
+    if sum(after - before - 1 for _, before, after in gaps) > len(rows):
         return None  # mostly holes (every 200th row, say): the missing rows would outweigh the ids
     amounts = pc.cumulative_sum(line_totals_milli(table).take(order))
     runs, gap_at = [], 0
     for start, end in zip([0, *breaks], [*breaks, len(rows)]):
         missing = []
-        while gap_at < len(gaps) and gaps[gap_at] < end - 1:
-            before, after = holes[gaps[gap_at]]
+        while gap_at < len(gaps) and gaps[gap_at][0] < end - 1:
+            _, before, after = gaps[gap_at]
             missing.extend(range(before + 1, after))
             gap_at += 1
         amount = amounts[end - 1].as_py() - (amounts[start - 1].as_py() if start else 0)
         runs.append(Run(prefix, rows[start].as_py(), rows[end - 1].as_py(), missing, end - start, amount))
     return runs
+
+
+def prefix_end(prefix: str) -> str:
+    """The ids starting with `prefix` are the keys from prefix up to (not including) this."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def file_rows(ids: Iterable[str], prefixes: set[str]) -> dict[str, list[tuple[int, str]]]:

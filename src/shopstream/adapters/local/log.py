@@ -117,17 +117,12 @@ class LocalLog:
         self._conn.close()
 
 
-def _after(prefix: str) -> str:
-    """The ids starting with `prefix` are the keys from prefix up to (not including) this."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
 def _holds_prefix(conn: sqlite3.Connection, prefix: str) -> bool | None:
     """Text ids starting with `prefix`, or runs of a file whose ids all do (its prefix
     starts with `prefix`): True. A longer prefix (`f<hash>-12`) of a file with runs: None,
     since telling would take the rows' digits (the port allows "cannot tell")."""
     if _holds_text_of(conn, prefix) or conn.execute(
-            "SELECT 1 FROM ledger_runs WHERE prefix >= ? AND prefix < ? LIMIT 1", (prefix, _after(prefix))).fetchone():
+            "SELECT 1 FROM ledger_runs WHERE prefix >= ? AND prefix < ? LIMIT 1", (prefix, id_runs.prefix_end(prefix))).fetchone():
         return True
     if len(prefix) > id_runs.PREFIX_LENGTH and conn.execute(
             "SELECT 1 FROM ledger_runs WHERE prefix = ? LIMIT 1", (prefix[:id_runs.PREFIX_LENGTH],)).fetchone():
@@ -156,7 +151,7 @@ def _add_to_ledger(conn: sqlite3.Connection, table: EventTable) -> tuple[EventTa
 
 def _holds_text_of(conn: sqlite3.Connection, prefix: str) -> bool:
     (text,) = conn.execute("SELECT EXISTS (SELECT 1 FROM ledger WHERE event_id >= ? AND event_id < ?)",
-                           (prefix, _after(prefix))).fetchone()
+                           (prefix, id_runs.prefix_end(prefix))).fetchone()
     return bool(text)
 
 

@@ -123,9 +123,13 @@ class SqliteStore:
     @staticmethod
     def _put(conn: sqlite3.Connection, docs: list[InvoiceDoc]) -> int:
         """Add the documents' lines to the stored invoices; returns how many lines were new."""
-        stored = dict(conn.execute(
-            "SELECT invoice_no, lines FROM invoice_lines WHERE invoice_no IN (SELECT value FROM json_each(?))",
-            (orjson.dumps([doc.invoice_no for doc in docs]),)))
+        # the stored documents of these invoices, and whom each belongs to now
+        found = conn.execute(
+            "SELECT invoice_no, lines, customer_id FROM invoice_lines LEFT JOIN invoices USING (invoice_no) "
+            "WHERE invoice_no IN (SELECT value FROM json_each(?))",
+            (orjson.dumps([doc.invoice_no for doc in docs]),)).fetchall()
+        stored = {no: lines for no, lines, _ in found}
+        owner = {no: customer for no, _, customer in found}
         new, changed = 0, []
         for doc in docs:
             if doc.invoice_no in stored:  # an invoice spanning batches, or a replay
@@ -139,18 +143,16 @@ class SqliteStore:
             changed.append(doc)
         if not changed:
             return 0
-        grown = [doc for doc in changed if doc.invoice_no in stored]
-        # whom the grown invoices belonged to before (their customer is the smallest on their lines)
-        before = {c for (c,) in conn.execute(
-            "SELECT customer_id FROM invoices WHERE invoice_no IN (SELECT value FROM json_each(?))",
-            (orjson.dumps([doc.invoice_no for doc in grown]),)) if c is not None} if grown else set()
         conn.executemany("INSERT OR REPLACE INTO invoice_lines (invoice_no, lines) VALUES (?, ?)",
                          [(doc.invoice_no, doc.lines_json) for doc in changed])
         conn.executemany(
             "INSERT OR REPLACE INTO invoices (invoice_no, customer_id, country, invoice_date, line_count, "
             "total_milli, gross_milli) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(doc.invoice_no, *doc.figures.row()) for doc in changed])
-        SqliteStore._count_customers(conn, changed, before | {doc.figures.customer_id for doc in grown} - {None})
+        # an invoice that grew may have changed hands (its customer is the smallest on its lines)
+        recount = {c for doc in changed if doc.invoice_no in stored
+                   for c in (owner[doc.invoice_no], doc.figures.customer_id) if c is not None}
+        SqliteStore._count_customers(conn, changed, recount)
         return new
 
     @staticmethod

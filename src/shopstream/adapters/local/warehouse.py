@@ -90,12 +90,12 @@ class _WrittenFiles:
             return None
         spans = self._spans.get(prefix)
         if spans is None:
-            after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-            if conn.execute(_HOLDS_PREFIX, [prefix, after]).fetchall()[0][0]:
+            if conn.execute(_HOLDS_PREFIX, [prefix, id_runs.prefix_end(prefix)]).fetchall()[0][0]:
                 self._held.add(prefix)
                 return None
             spans = self._spans[prefix] = []
-        if any(first <= run.last_row and run.first_row <= last for run in runs for first, last in spans):
+        written = id_runs.PrefixRuns([(first, last, "[]") for first, last in spans])
+        if any(written.overlaps(run.first_row, run.last_row) for run in runs):
             self._held.add(prefix)  # a batch again (a retry): the anti-join from now on
             del self._spans[prefix]
             return None
@@ -173,7 +173,6 @@ class DuckDBWarehouse:
         if table.num_rows == 0:
             return 0
         table = first_occurrences(table, set())
-        ids = pc.min_max(table["event_id"])
         conn = self._open()
         fresh = self._written.fresh(conn, table)
         conn.register("batch", table)
@@ -183,6 +182,7 @@ class DuckDBWarehouse:
             if fresh:
                 new = conn.execute(_INSERT).fetchone()[0]
             else:
+                ids = pc.min_max(table["event_id"])
                 new = conn.execute(_MERGE, {"first_id": ids["min"].as_py(), "last_id": ids["max"].as_py()}).fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:

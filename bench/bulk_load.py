@@ -8,7 +8,7 @@ For each run, in fresh directories:
 - baseline 2, pandas: `read_csv` + `to_sql` into SQLite;
 - `shopstream bulk-load FILE` as a user runs it (a process): validation, dead letters,
   raw lake + operational store + warehouse + ledger, then a check that `verify` passes.
-Peak RSS is the bulk-load process's own (wait4 rusage). Then the same at `--scale` times
+Peak RSS is the bulk-load process's own (wait4 rusage, from a small launcher). Then the same at `--scale` times
 the rows, generated with `shopstream generate`, to show that memory stays flat.
 Prints medians (ratios: the median of each run's own ratio) as a markdown table.
 """
@@ -16,6 +16,7 @@ Prints medians (ratios: the median of each run's own ratio) as a markdown table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import statistics
@@ -55,19 +56,47 @@ def pandas_load(path: Path, tmp: Path) -> float:
     return time.perf_counter() - started
 
 
-def bulk_load(path: Path, data: Path) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (bytes) and CPU seconds of `shopstream bulk-load` as a process."""
+# Spawns the command, samples its RSS every 0.1 s and reports its rusage. A child's
+# ru_maxrss starts at its parent's high-water mark (the kernel carries it across fork +
+# exec), and this process has held pandas' frames by then: the bulk load is started from
+# this small launcher instead.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+pid = subprocess.Popen(sys.argv[1:]).pid
+samples = []
+while True:
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    if done:
+        break
+    try:
+        with open(f"/proc/{pid}/status") as lines:
+            samples += [int(line.split()[1]) * 1024 for line in lines if line.startswith("VmRSS")]
+    except OSError:
+        pass
+    time.sleep(0.1)
+print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss, usage.ru_utime + usage.ru_stime, samples]),
+      file=sys.stderr)
+"""
+
+
+def quarter_peaks(samples: list[int]) -> list[int]:
+    """The highest RSS sampled in each quarter of the run: flat memory has no upward trend."""
+    size = max(1, -(-len(samples) // 4))
+    return [max(samples[i:i + size]) for i in range(0, len(samples), size)]
+
+
+def bulk_load(path: Path, data: Path) -> tuple[float, int, float, list[int]]:
+    """Wall seconds, peak RSS (bytes), CPU seconds and the peak RSS per quarter of the run
+    of `shopstream bulk-load` as a process."""
     env = dict(os.environ, SHOPSTREAM_DATA_DIR=str(data), COLUMNS="120")
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "shopstream", "bulk-load", str(path)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    process = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-m", "shopstream", "bulk-load",
+                              str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"bulk-load failed:\n{output.decode()[-3000:]}")
-    return seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+    returncode, maxrss, cpu, samples = json.loads(process.stderr.decode().strip().splitlines()[-1])
+    if returncode:
+        raise SystemExit(f"bulk-load failed:\n{(process.stdout + process.stderr).decode()[-3000:]}")
+    return seconds, maxrss * 1024, cpu, quarter_peaks(samples) if samples else []
 
 
 def verified(data: Path):
@@ -97,7 +126,7 @@ def measure_file(path: Path, runs: int, pandas: bool) -> dict:
             results["duckdb_cpu"].append(duckdb_cpu)
             if pandas:
                 results["pandas"].append(pandas_load(path, tmp))
-            seconds, rss, cpu = bulk_load(path, tmp / "data")
+            seconds, rss, cpu, quarters = bulk_load(path, tmp / "data")
             results["bulk"].append(seconds)
             results["cpu"].append(cpu)
             results["rss"].append(rss)
@@ -110,7 +139,9 @@ def measure_file(path: Path, runs: int, pandas: bool) -> dict:
             print(f"  run {i + 1}: bulk {seconds:.2f}s ({cpu:.2f} CPU-s), duckdb {results['duckdb'][-1]:.2f}s "
                   f"({duckdb_cpu:.2f} CPU-s), {seconds / results['duckdb'][-1]:.2f}x"
                   + (f", pandas {results['pandas'][-1]:.2f}s" if pandas else "")
-                  + f", peak RSS {rss / 2**20:.0f} MiB; verified {accepted.lines:,} lines, {accepted.amount:,}",
+                  + f", peak RSS {rss / 2**20:.0f} MiB (per quarter of the run: "
+                  + " / ".join(f"{q / 2**20:.0f}" for q in quarters)
+                  + f"); verified {accepted.lines:,} lines, {accepted.amount:,}",
                   flush=True)
     return {"lines": lines, **{k: statistics.median(v) if v else None for k, v in results.items()},
             "rss": max(results["rss"])}

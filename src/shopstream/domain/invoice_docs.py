@@ -19,8 +19,8 @@ to a stored document, in Python, for the (few) invoices that span batches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -36,9 +36,10 @@ _EVENT_ID, _STOCK_CODE, _DESCRIPTION, _QUANTITY, _PRICE, _DATE, _CUSTOMER, _COUN
 _SHARED = _DATE  # fields from here on may be left to the line before
 
 
-@dataclass(frozen=True, slots=True)
-class InvoiceFigures:
-    """The header, derived from all of an invoice's lines (METRICS.md "invoice date")."""
+class InvoiceFigures(NamedTuple):
+    """The header, derived from all of an invoice's lines (METRICS.md "invoice date"), in
+    the store's column order. (Tuples, not frozen dataclasses: a bulk load builds one per
+    invoice, and a frozen dataclass's __init__ took twice as long.)"""
 
     customer_id: str | None  # the smallest non-null customer on its lines (there is one, or none)
     country: str  # the smallest country on its lines
@@ -47,13 +48,8 @@ class InvoiceFigures:
     total_milli: int
     gross_milli: int  # sale lines only
 
-    def row(self) -> tuple:
-        return (self.customer_id, self.country, self.invoice_date, self.line_count, self.total_milli,
-                self.gross_milli)
 
-
-@dataclass(frozen=True, slots=True)
-class InvoiceDoc:
+class InvoiceDoc(NamedTuple):
     invoice_no: str
     lines_json: str  # JSON array of LINE_FIELDS arrays
     figures: InvoiceFigures
@@ -134,8 +130,8 @@ def invoice_docs(table: EventTable) -> list[InvoiceDoc]:
     lines = flat(pc.binary_join_element_wise(*_line_json_parts(grouped, shared), ""))
     docs = pc.binary_join_element_wise("[", pc.binary_join(pa.LargeListArray.from_arrays(offsets, lines), ","),
                                        "]", "")
-    columns = [figures[name].to_pylist() for name in InvoiceFigures.__slots__]
-    return [InvoiceDoc(no, doc, InvoiceFigures(*f))
+    columns = [figures[name].to_pylist() for name in InvoiceFigures._fields]
+    return [InvoiceDoc(no, doc, InvoiceFigures._make(f))
             for no, doc, f in zip(invoices.dictionary.to_pylist(), docs.to_pylist(), zip(*columns))]
 
 
@@ -195,4 +191,4 @@ def _figures(t: pa.Table, codes: pa.Array) -> pa.Table:
     per_invoice = per_invoice.set_column(per_invoice.schema.get_field_index("date_min"), "date_min",
                                          timestamp_texts(per_invoice["date_min"]))
     names = ["customer_min", "country_min", "date_min", "total_count", "total_sum", "gross_sum"]
-    return per_invoice.select(names).rename_columns(list(InvoiceFigures.__slots__))
+    return per_invoice.select(names).rename_columns(list(InvoiceFigures._fields))

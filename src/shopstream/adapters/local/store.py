@@ -148,7 +148,7 @@ class SqliteStore:
         conn.executemany(
             "INSERT OR REPLACE INTO invoices (invoice_no, customer_id, country, invoice_date, line_count, "
             "total_milli, gross_milli) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(doc.invoice_no, *doc.figures.row()) for doc in changed])
+            [(doc.invoice_no, *doc.figures) for doc in changed])
         # an invoice that grew may have changed hands (its customer is the smallest on its lines)
         recount = {c for doc in changed if doc.invoice_no in stored
                    for c in (owner[doc.invoice_no], doc.figures.customer_id) if c is not None}

@@ -135,6 +135,8 @@ class DuckDBWarehouse:
         self._open()
         if publish_on_open:
             self.publish()
+        else:  # the first publish one interval after opening, not at the first write
+            self._published_at = self._marts_refreshed_at = time.monotonic()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         """Take the turn and open the file (a fresh instance: it sees the other writer's work)."""

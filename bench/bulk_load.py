@@ -93,9 +93,10 @@ def bulk_load(path: Path, data: Path) -> tuple[float, int, float, list[int]]:
     process = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-m", "shopstream", "bulk-load",
                               str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - started
-    returncode, maxrss, cpu, samples = json.loads(process.stderr.decode().strip().splitlines()[-1])
+    *errors, report = process.stderr.decode().strip().splitlines()
+    returncode, maxrss, cpu, samples = json.loads(report)
     if returncode:
-        raise SystemExit(f"bulk-load failed:\n{(process.stdout + process.stderr).decode()[-3000:]}")
+        raise SystemExit(f"bulk-load failed:\n{(process.stdout.decode() + chr(10).join(errors))[-3000:]}")
     return seconds, maxrss * 1024, cpu, quarter_peaks(samples) if samples else []
 
 

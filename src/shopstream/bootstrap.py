@@ -122,7 +122,8 @@ class Container:
         s = self.settings
         interval = s.bulk_snapshot_interval_seconds if self.bulk else s.snapshot_interval_seconds
         return DuckDBWarehouse(s.warehouse_path, interval, s.marts_interval_seconds,
-                               memory_limit=s.warehouse_memory_limit, publish_on_open=not self.bulk)
+                               memory_limit=s.warehouse_memory_limit, publish_on_open=not self.bulk,
+                               publish_share=10.0 if self.bulk else 0.0)
 
     @cached_property
     def files(self) -> FileSource:

@@ -65,6 +65,21 @@ def test_a_reader_sees_newer_data_without_reopening(warehouse):
     assert reader.totals().lines == 2 * FIXTURE_LINES
 
 
+def test_duckdb_opened_without_publishing_first_publishes_one_interval_later(tmp_path):
+    """A bulk load's warehouse: readers get its lines every snapshot_interval and at the end,
+    not a snapshot (and a refresh of the marts) at its first write."""
+    from shopstream.adapters.local.warehouse import DuckDBSnapshotReader, DuckDBWarehouse
+
+    writer = DuckDBWarehouse(tmp_path / "w.duckdb", snapshot_interval=3600, publish_on_open=False)
+    assert writer.write(events_to_table(file_events(range(1, 101)))) == 100
+    assert not writer.snapshot_path.exists()
+    writer.publish()
+    reader = DuckDBSnapshotReader(tmp_path / "w.duckdb")
+    assert reader.totals().lines == 100
+    reader.close()
+    writer.close()
+
+
 def test_duckdb_rows_another_writer_added_meanwhile_count_once(tmp_path):
     """The DuckDB writer trusts what it inserted only while it holds the file: once it lets
     go, another writer may add rows of the same file."""

@@ -97,3 +97,12 @@ def test_the_kaggle_download_gives_the_same_figures(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "541,909 loaded, 0 already present, 0 rejected" in result.stdout
     verified(data)
+
+
+def test_an_unreadable_file_ends_the_command_with_1_and_says_why(tmp_path):
+    """bulk-load leaves its process at once (os._exit): the code and the message still get out."""
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(b"\x1f\x8bnot gzip at all")
+    result = cli(tmp_path / "data", "bulk-load", str(broken))
+    assert result.returncode == 1
+    assert "broken.csv.gz: unreadable (OSError: zlib inflate failed" in " ".join(result.stdout.split())

@@ -113,7 +113,8 @@ class DuckDBWarehouse:
     """Writer. Use `DuckDBSnapshotReader` to read from elsewhere."""
 
     def __init__(self, path: Path, snapshot_interval: float = 1.0, marts_interval: float = 5.0,
-                 turn_timeout: float = 600.0, memory_limit: str = "256MB", publish_on_open: bool = True) -> None:
+                 turn_timeout: float = 600.0, memory_limit: str = "256MB", publish_on_open: bool = True,
+                 publish_share: float = 0.0) -> None:
         self.path = path
         self.snapshot_path = snapshot_path_for(path)
         self.snapshot_interval = snapshot_interval
@@ -132,6 +133,11 @@ class DuckDBWarehouse:
         self._published_at = 0.0
         self._marts_refreshed_at = 0.0
         self._written_at = 0.0
+        # publish from write() no more often than publish_share x what the last one took (a
+        # bulk load: 10): a publish copies the file and the marts' refresh reads the table,
+        # both growing with it (a 16M-line load spent ~9 s on them every 30 s)
+        self.publish_share = publish_share
+        self._publish_seconds = 0.0
         self._open()
         if publish_on_open:
             self.publish()
@@ -143,22 +149,24 @@ class DuckDBWarehouse:
         if self._conn is None:
             self._turn.acquire(self.turn_timeout)
             try:
-                # a bigger WAL before an automatic checkpoint (publishing checkpoints anyway):
-                # per-chunk commits of a bulk load cost less than at the default 16 MB.
-                # Writes on one thread: a second one made an insert no faster (its Arrow scan
-                # and compression are one pipeline) but cost ~15 % more CPU, which a bulk load's
-                # other sinks need; the marts' refresh gets every core (_all_cores).
-                self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
-                                                                    "checkpoint_threshold": "64MB",
-                                                                    "threads": 1})
-                self._conn.execute(FACT_DDL)
-                if self._create_marts():
-                    self._marts_stale_since = EARLIEST
+                self._connect()
             except BaseException:
                 self._conn = None
                 self._turn.release()
                 raise
         return self._conn
+
+    def _connect(self) -> None:
+        # a bigger WAL before an automatic checkpoint (publishing checkpoints anyway):
+        # per-chunk commits of a bulk load cost less than at the default 16 MB.
+        # Writes on one thread: a second one made an insert no faster (its Arrow scan
+        # and compression are one pipeline) but cost ~15 % more CPU, which a bulk load's
+        # other sinks need; the marts' refresh gets every core (_all_cores).
+        self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
+                                                            "checkpoint_threshold": "64MB", "threads": 1})
+        self._conn.execute(FACT_DDL)
+        if self._create_marts():
+            self._marts_stale_since = EARLIEST
 
     def release(self) -> None:
         """Bring the marts up to date, close the file and give up the turn (what was
@@ -200,10 +208,11 @@ class DuckDBWarehouse:
             stale = self._marts_stale_since
             self._marts_stale_since = earliest if stale is None else min(stale, earliest)
             now = self._written_at = time.monotonic()
-            if now - self._published_at >= self.snapshot_interval:
+            if now - self._published_at >= max(self.snapshot_interval, self.publish_share * self._publish_seconds):
                 # while lines keep coming, the marts catch up every marts_interval (their
                 # refresh costs more than a snapshot); once they stop, caught_up() refreshes
                 self._publish(refresh=now - self._marts_refreshed_at >= self.marts_interval)
+                self._publish_seconds = time.monotonic() - now
         if self._turn.others_waiting():
             self.release()
         return new
@@ -272,7 +281,21 @@ class DuckDBWarehouse:
         since = stale if since is None else min(since, stale or since)
         if since is None:
             return
-        conn = self._open()
+        self._open()
+        try:
+            self._refresh_marts_from(since)
+        except duckdb.OutOfMemoryException:
+            # after a long run of appends the writer's buffer pool holds what it cannot
+            # evict (a 16M-line bulk load's last refresh failed at 160 MB, where the same
+            # refresh on a fresh connection needed less than 100): reconnect, try once more
+            self._conn.close()
+            self._connect()
+            self._refresh_marts_from(since)
+        self._marts_stale_since = None
+        self._marts_refreshed_at = time.monotonic()
+
+    def _refresh_marts_from(self, since: datetime) -> None:
+        conn = self._conn
         with _all_cores(conn):
             conn.execute("BEGIN")
             try:
@@ -282,8 +305,6 @@ class DuckDBWarehouse:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        self._marts_stale_since = None
-        self._marts_refreshed_at = time.monotonic()
 
     def totals(self) -> Totals:
         lines, amount = self._open().execute(TOTALS_SQL).fetchone()

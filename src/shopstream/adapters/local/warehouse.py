@@ -13,6 +13,7 @@ a writer goes idle, so readers lag the writers by at most that interval.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -43,6 +44,8 @@ from shopstream.domain.metrics import (
 )
 from shopstream.domain.warehouse_sql import FACT_COLUMNS, FACT_DDL, FACT_TABLE, TOTALS_SQL
 from shopstream.ports import WarehouseNotReady
+
+log = logging.getLogger("shopstream.warehouse")
 
 # Insert only event ids the table does not have yet (the batch's ids are distinct). The
 # range on f.event_id filters the fact rows before the anti-join hashes them: against 5
@@ -288,6 +291,8 @@ class DuckDBWarehouse:
             # after a long run of appends the writer's buffer pool holds what it cannot
             # evict (a 16M-line bulk load's last refresh failed at 160 MB, where the same
             # refresh on a fresh connection needed less than 100): reconnect, try once more
+            log.warning("the marts' refresh ran out of DuckDB's memory (%s): reconnecting to try again",
+                        self.memory_limit)
             self._conn.close()
             self._connect()
             self._refresh_marts_from(since)

@@ -152,24 +152,22 @@ class DuckDBWarehouse:
         if self._conn is None:
             self._turn.acquire(self.turn_timeout)
             try:
-                self._connect()
+                # a bigger WAL before an automatic checkpoint (publishing checkpoints anyway):
+                # per-chunk commits of a bulk load cost less than at the default 16 MB.
+                # Writes on one thread: a second one made an insert no faster (its Arrow scan
+                # and compression are one pipeline) but cost ~15 % more CPU, which a bulk load's
+                # other sinks need; the marts' refresh gets every core (_all_cores).
+                self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
+                                                                    "checkpoint_threshold": "64MB",
+                                                                    "threads": 1})
+                self._conn.execute(FACT_DDL)
+                if self._create_marts():
+                    self._marts_stale_since = EARLIEST
             except BaseException:
                 self._conn = None
                 self._turn.release()
                 raise
         return self._conn
-
-    def _connect(self) -> None:
-        # a bigger WAL before an automatic checkpoint (publishing checkpoints anyway):
-        # per-chunk commits of a bulk load cost less than at the default 16 MB.
-        # Writes on one thread: a second one made an insert no faster (its Arrow scan
-        # and compression are one pipeline) but cost ~15 % more CPU, which a bulk load's
-        # other sinks need; the marts' refresh gets every core (_all_cores).
-        self._conn = duckdb.connect(str(self.path), config={"memory_limit": self.memory_limit,
-                                                            "checkpoint_threshold": "64MB", "threads": 1})
-        self._conn.execute(FACT_DDL)
-        if self._create_marts():
-            self._marts_stale_since = EARLIEST
 
     def release(self) -> None:
         """Bring the marts up to date, close the file and give up the turn (what was
@@ -290,11 +288,14 @@ class DuckDBWarehouse:
         except duckdb.OutOfMemoryException:
             # after a long run of appends the writer's buffer pool holds what it cannot
             # evict (a 16M-line bulk load's last refresh failed at 160 MB, where the same
-            # refresh on a fresh connection needed less than 100): reconnect, try once more
-            log.warning("the marts' refresh ran out of DuckDB's memory (%s): reconnecting to try again",
+            # refresh on a fresh connection needed less than 100): reopen, try once more
+            log.warning("the marts' refresh ran out of DuckDB's memory (%s): reopening to try again",
                         self.memory_limit)
-            self._conn.close()
-            self._connect()
+            conn, self._conn = self._conn, None
+            conn.close()
+            self._written.forget()
+            self._turn.release()
+            self._open()
             self._refresh_marts_from(since)
         self._marts_stale_since = None
         self._marts_refreshed_at = time.monotonic()

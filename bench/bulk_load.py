@@ -8,8 +8,9 @@ For each run, in fresh directories:
 - baseline 2, pandas: `read_csv` + `to_sql` into SQLite;
 - `shopstream bulk-load FILE` as a user runs it (a process): validation, dead letters,
   raw lake + operational store + warehouse + ledger, then a check that `verify` passes.
-Peak RSS is the bulk-load process's own (wait4 rusage, from a small launcher). Then the same at `--scale` times
-the rows, generated with `shopstream generate`, to show that memory stays flat.
+Peak RSS is the bulk-load process's own (wait4 rusage, from a small launcher), with the
+peak of each quarter of the run. Then the same at `--scale` times the rows, generated
+with `shopstream generate`, to see whether memory stays flat.
 Prints medians (ratios: the median of each run's own ratio) as a markdown table.
 """
 
@@ -97,7 +98,7 @@ def bulk_load(path: Path, data: Path) -> tuple[float, int, float, list[int]]:
     returncode, maxrss, cpu, samples = json.loads(report)
     if returncode:
         raise SystemExit(f"bulk-load failed:\n{(process.stdout.decode() + chr(10).join(errors))[-3000:]}")
-    return seconds, maxrss * 1024, cpu, quarter_peaks(samples) if samples else []
+    return seconds, maxrss * 1024, cpu, quarter_peaks(samples)
 
 
 def verified(data: Path):

@@ -522,7 +522,7 @@ _EXIT_AT_ONCE = {"bulk-load"}
 
 
 def main() -> None:
-    if not set(sys.argv[1:2]) & _EXIT_AT_ONCE:
+    if len(sys.argv) < 2 or sys.argv[1] not in _EXIT_AT_ONCE:
         app()
         return
     try:

@@ -172,11 +172,15 @@ class DuckDBWarehouse:
     def release(self) -> None:
         """Bring the marts up to date, close the file and give up the turn (what was
         written stays unpublished until publish())."""
+        if self._conn is not None and self._marts_stale_since is not None:
+            self.refresh_marts()  # the next writer finds marts that match the facts
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Close the file (checkpointing: the file alone holds every commit) and give up the turn."""
         if self._conn is not None:
-            if self._marts_stale_since is not None:
-                self.refresh_marts()  # the next writer finds marts that match the facts
             conn, self._conn = self._conn, None
-            conn.close()  # checkpoints: the file alone holds every commit
+            conn.close()
         self._written.forget()  # another writer may write the file now
         self._turn.release()
 
@@ -291,10 +295,7 @@ class DuckDBWarehouse:
             # refresh on a fresh connection needed less than 100): reopen, try once more
             log.warning("the marts' refresh ran out of DuckDB's memory (%s): reopening to try again",
                         self.memory_limit)
-            conn, self._conn = self._conn, None
-            conn.close()
-            self._written.forget()
-            self._turn.release()
+            self._let_go()
             self._open()
             self._refresh_marts_from(since)
         self._marts_stale_since = None

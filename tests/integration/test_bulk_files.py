@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import csv
 import gzip
+import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
-from shopstream.files import CsvFormatError, read_csv_chunks, read_csv_rows
+from shopstream.files import CsvFormatError, PacedReads, read_csv_chunks, read_csv_rows
 from tests.bulk_files import HEADER
 
 LINE = "536365,85123A,WHITE HANGING HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"
@@ -92,3 +95,24 @@ def test_values_keep_the_text_the_file_has(tmp_path):
     path.write_text(",".join(HEADER) + "\n00536365,1,X,006,2010-12-01 08:26:00,2.550,17850.0,UK\n")
     assert list(read_csv_rows(path)) == [dict(zip(HEADER, ["00536365", "1", "X", "006", "2010-12-01 08:26:00",
                                                            "2.550", "17850.0", "UK"]))]
+
+
+def test_the_csv_reader_reads_at_most_two_blocks_past_the_batches_taken(tmp_path):
+    """Arrow's streaming reader reads (and inflates) up to 32 blocks ahead on a thread of its
+    own: a long bulk load's memory grew by 32 blocks (~180 MB) until its reads were paced."""
+    path = tmp_path / "long.csv.gz"
+    path.write_bytes(gzip.compress(("\n".join([",".join(HEADER)] + [LINE] * 5000) + "\n").encode()))
+    raw = pa.OSFile(str(path))
+    paced = PacedReads(pa.CompressedInputStream(raw, "gzip"))
+    reader = pacsv.open_csv(pa.PythonFile(paced, mode="r"), read_options=pacsv.ReadOptions(block_size=8192))
+    rows = reader.read_next_batch().num_rows
+    paced.took()
+    time.sleep(0.3)  # time for the reader's thread to run ahead
+    assert (paced.taken, paced.reads) == (1, 3)
+    for batch in reader:
+        paced.took()
+        rows += batch.num_rows
+        assert paced.reads <= paced.taken + 2
+    assert rows == 5000 and paced.taken > 40  # every row, in ~50 blocks
+    paced.stop()
+    raw.close()

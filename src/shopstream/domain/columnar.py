@@ -151,7 +151,14 @@ def flat(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 def timestamp_texts(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """`2010-12-01 08:26:00` for each timestamp (Arrow's cast is ~8x faster than strftime)."""
-    return pc.utf8_slice_codeunits(flat(column).cast(pa.string()), 0, 19)
+    return ascii_slice(flat(column).cast(pa.string()), 0, 19)
+
+
+def ascii_slice(texts: pa.Array, start: int, stop: int = 256) -> pa.Array:
+    """Characters start..stop of texts that are ASCII up to where they are cut, as a slice of
+    bytes: ~3x cheaper than Arrow's slice of UTF-8 code units. (`stop` bounds the longest
+    text kept whole: Arrow sizes its output by it.)"""
+    return pc.binary_slice(texts.cast(pa.binary()), start, stop).cast(pa.string())
 
 
 def framed_texts(texts: pa.Array, indices: pa.Array, before: str = "", after: str = "") -> pa.Array:

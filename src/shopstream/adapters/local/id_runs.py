@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopstream.domain.columnar import line_totals_milli
+from shopstream.domain.columnar import ascii_slice, line_totals_milli
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_runs (
@@ -73,7 +73,7 @@ def as_runs(table: pa.Table) -> list[Run] | None:
     prefix = ids[0].as_py()[:PREFIX_LENGTH]
     if not _PREFIX.fullmatch(prefix) or not pc.all(pc.starts_with(ids, prefix)).as_py():
         return None
-    suffixes = pc.utf8_slice_codeunits(ids, PREFIX_LENGTH)
+    suffixes = ascii_slice(ids, PREFIX_LENGTH)  # after the prefix: ASCII (checked above)
     if not pc.all(pc.match_substring_regex(suffixes, f"^{_ROW}$")).as_py():
         return None
     numbers = suffixes.cast(pa.int64())

@@ -230,6 +230,12 @@ def read_csv_chunks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[RowC
     raw = pa.OSFile(str(path))
     stream = pa.CompressedInputStream(raw, "gzip") if is_gzip(path) else raw
     paced = PacedReads(stream)
+
+    def close() -> None:
+        paced.stop()  # first: Arrow's thread may be in a read
+        stream.close()
+        raw.close()
+
     try:
         with _quiet_unraisable():
             reader = pacsv.open_csv(
@@ -243,9 +249,7 @@ def read_csv_chunks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[RowC
                                                      quoted_strings_can_be_null=False),
             )
     except pa.ArrowInvalid as error:
-        paced.stop()
-        stream.close()
-        raw.close()
+        close()
         if "Empty CSV file" in str(error):
             raise CsvFormatError(f"{path} is empty") from None
         yield from _python_chunks(path, 0)
@@ -287,9 +291,7 @@ def read_csv_chunks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[RowC
             chunk = _numbered([pa.array([], pa.binary())] * width, seen, ragged.pending, width)
             yield RowChunk(header, _decode_columns(chunk.columns), chunk.rows)
     finally:
-        paced.stop()
-        stream.close()
-        raw.close()
+        close()
 
 
 def row_range(first: int, n: int) -> pa.Array:

@@ -73,7 +73,7 @@ def as_runs(table: pa.Table) -> list[Run] | None:
     prefix = ids[0].as_py()[:PREFIX_LENGTH]
     if not _PREFIX.fullmatch(prefix) or not pc.all(pc.starts_with(ids, prefix)).as_py():
         return None
-    suffixes = ascii_slice(ids, PREFIX_LENGTH)  # after the prefix: ASCII (checked above)
+    suffixes = ascii_slice(ids, PREFIX_LENGTH)  # the prefix is ASCII (checked above), so bytes = characters
     if not pc.all(pc.match_substring_regex(suffixes, f"^{_ROW}$")).as_py():
         return None
     numbers = suffixes.cast(pa.int64())

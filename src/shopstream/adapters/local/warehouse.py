@@ -214,12 +214,12 @@ class DuckDBWarehouse:
         if fresh:
             self._written.inserted(fresh)
         if new:
-            self._rows_cached += new
-            if self._rows_cached >= UNCACHE_EVERY_ROWS:
-                self._uncache(conn)
             self._dirty = True
             stale = self._marts_stale_since
             self._marts_stale_since = earliest if stale is None else min(stale, earliest)
+            self._rows_cached += new
+            if self._rows_cached >= UNCACHE_EVERY_ROWS:
+                self._uncache(conn)
             now = self._written_at = time.monotonic()
             if now - self._published_at >= max(self.snapshot_interval, self.publish_share * self._publish_seconds):
                 # while lines keep coming, the marts catch up every marts_interval (their
